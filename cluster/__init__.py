@@ -1,0 +1,1 @@
+"""Shared contracts of the roles: ZooKeeper tree and payloads in, Redis keys and media-link frames out."""

@@ -1,0 +1,1 @@
+"""Redis hot data: key names and the epoch-fenced write script (media bytes in, refused zombies out)."""
