@@ -1,0 +1,84 @@
+"""What the transcoder writes to Redis and the edge reads back: segment entries and renditions.
+
+Both are JSON; `to_json`/`from_json` are the only (de)serialisers. Bump V on incompatible change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Self
+
+from cluster.errors import BadRequest
+
+V = 1
+
+
+def _load(cls: type[Any], data: bytes | str) -> Any:
+    try:
+        raw = json.loads(data)
+    except ValueError as exc:
+        raise BadRequest(f"{cls.__name__}: not JSON") from exc
+    if not isinstance(raw, dict) or raw.get("v") != V:
+        raise BadRequest(f"{cls.__name__}: unsupported payload")
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+@dataclass(frozen=True)
+class SegmentEntry:
+    """One segment in a rendition's playlist window (`zc:{s}:{r}:index`).
+
+    `disc` marks a discontinuity before this segment (a new writer took over); `epoch` names the
+    writer, whose init segment is `zc:{s}:{r}:init:{epoch}`. `start_us`/`end_us` are publisher
+    time, so a successor knows where its predecessor stopped. `pdt` is wall-clock seconds of the
+    first frame (EXT-X-PROGRAM-DATE-TIME).
+    """
+
+    msn: int
+    duration: float
+    epoch: int
+    start_us: int
+    end_us: int
+    pdt: float
+    disc: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({"v": V, **asdict(self)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Self:
+        entry: Self = _load(cls, data)
+        return entry
+
+
+@dataclass(frozen=True)
+class RenditionInfo:
+    """One rendition of a stream (`zc:{s}:renditions` holds a JSON list of these)."""
+
+    name: str
+    kind: str  # video | audio
+    bandwidth: int  # peak bits/s, for the multivariant playlist
+    codecs: str  # RFC 6381, e.g. "avc1.64001f" or "mp4a.40.2"
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"v": V, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Self:
+        info: Self = _load(cls, json.dumps(raw))
+        return info
+
+
+def renditions_to_json(items: list[RenditionInfo]) -> str:
+    return json.dumps([r.to_dict() for r in items], separators=(",", ":"))
+
+
+def renditions_from_json(data: bytes | str) -> list[RenditionInfo]:
+    raw = json.loads(data)
+    if not isinstance(raw, list):
+        raise BadRequest("renditions: expected a list")
+    return [RenditionInfo.from_dict(r) for r in raw]
