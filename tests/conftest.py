@@ -52,7 +52,9 @@ async def redis_async(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.
     await client.aclose()
 
 
-def wait_for(cond: Callable[[], Any], what: str, timeout: float = 10.0, interval: float = 0.05) -> Any:
+def wait_for(
+    cond: Callable[[], Any], what: str, timeout: float = 10.0, interval: float = 0.05
+) -> Any:
     """Poll `cond` until truthy; on timeout, fail saying what was awaited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,7 +65,9 @@ def wait_for(cond: Callable[[], Any], what: str, timeout: float = 10.0, interval
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-async def await_for(cond: Callable[[], Any], what: str, timeout: float = 10.0, interval: float = 0.05) -> Any:
+async def await_for(
+    cond: Callable[[], Any], what: str, timeout: float = 10.0, interval: float = 0.05
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = cond()

@@ -108,7 +108,12 @@ class Frame:
             raise BadRequest("PACKET frame too short")
         track, flags, pts, dts = _PACKET.unpack_from(self.body)
         return MediaPacket(
-            track, pts, dts, self.body[_PACKET.size :], bool(flags & FLAG_KEY), bool(flags & FLAG_REPLAY)
+            track,
+            pts,
+            dts,
+            self.body[_PACKET.size :],
+            bool(flags & FLAG_KEY),
+            bool(flags & FLAG_REPLAY),
         )
 
     def codec(self) -> CodecConfig:
@@ -130,7 +135,9 @@ def encode_codec(cfg: CodecConfig) -> bytes:
 
 
 def encode_packet(pkt: MediaPacket, replay: bool | None = None) -> bytes:
-    flags = (FLAG_KEY if pkt.keyframe else 0) | (FLAG_REPLAY if (pkt.replay if replay is None else replay) else 0)
+    flags = (FLAG_KEY if pkt.keyframe else 0) | (
+        FLAG_REPLAY if (pkt.replay if replay is None else replay) else 0
+    )
     return encode(Kind.PACKET, _PACKET.pack(pkt.track, flags, pkt.pts_us, pkt.dts_us) + pkt.data)
 
 

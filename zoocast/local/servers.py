@@ -29,7 +29,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float) -> None:
+def _wait_port(
+    host: str, port: int, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -87,9 +89,19 @@ class ZooKeeperServer:
         log = self.workdir / "zookeeper.log"
         env = dict(os.environ, ZOO_LOG_DIR=str(self.workdir))
         self.proc = subprocess.Popen(
-            [java, "-Xmx256m", "-XX:+UseSerialGC", "-cp", f"{ZK_JAR}:{ZK_LOG4J_DIR}",
-             "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(cfg)],
-            stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            [
+                java,
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-cp",
+                f"{ZK_JAR}:{ZK_LOG4J_DIR}",
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                str(cfg),
+            ],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
         _wait_port("127.0.0.1", self.port, self.proc, "ZooKeeper", log, timeout)
         return self
@@ -121,9 +133,24 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.workdir / "redis.log"
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--protected-mode", "yes"],
-            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         _wait_port("127.0.0.1", self.port, self.proc, "Redis", log, timeout)
         return self

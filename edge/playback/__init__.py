@@ -1,0 +1,1 @@
+"""Playback at the edge: Redis segments and playlists in, HLS responses to viewers out."""

@@ -1,0 +1,1 @@
+"""HLS serving: rendition index and segment entries from Redis in, m3u8 text and fMP4 bytes out."""
