@@ -1,0 +1,113 @@
+"""The edge process: RTMP ingest, the media-link server, HLS and the REST API, registered in ZooKeeper.
+
+`EdgeNode` owns every resource of the process and tears them down in reverse order of start.
+`build_http_app` wires the HTTP routes alone, so tests can drive them with pytest-aiohttp.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis.asyncio
+from aiohttp import web
+
+from cluster.config import Settings
+from cluster.ops import METRICS, READY_CHECKS, make_app
+from cluster.paths import Paths
+from cluster.payloads import EdgeInfo
+from cluster.registry import Registry
+from cluster.runtime import wait_for_signal
+from cluster.zk.bridge import ZkBridge
+from edge.api import nodes, streams
+from edge.api.context import API, ApiContext
+from edge.ingest.rtmp.server import RtmpServer
+from edge.playback.hls import routes as hls
+from edge.relay.publish import Publishing
+from edge.relay.server import LinkServer
+
+log = logging.getLogger(__name__)
+
+
+def build_http_app(ctx: ApiContext) -> web.Application:
+    app = make_app(client_max_size=64 * 1024)
+    app[API] = ctx
+    app[hls.REDIS] = ctx.redis
+    app[hls.WINDOW] = ctx.settings.hls_window
+    hls.add_routes(app)
+    streams.add_routes(app)
+    nodes.add_routes(app)
+    app[READY_CHECKS].append(lambda: None if ctx.zk.connected else "ZooKeeper session not connected")
+    return app
+
+
+class EdgeNode:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.paths = Paths(settings.zk_root)
+        self.zk = ZkBridge(settings.zk, self.paths, settings.session_timeout, settings.zk_backoff_cap)
+        self.redis = redis.asyncio.Redis.from_url(settings.redis)
+        self.publishing = Publishing(settings, self.zk, self.paths, self._changed)
+        self.link = LinkServer(self.publishing.relay)
+        self.rtmp: RtmpServer | None = None
+        self.runner: web.AppRunner | None = None
+        self.znode: Any = None
+
+    def info(self) -> EdgeInfo:
+        s = self.settings
+        return EdgeInfo(
+            node=s.node_id,
+            public_url=s.http_url,
+            rtmp_url=f"rtmp://{s.host}:{s.rtmp_port}/live",
+            media_addr=s.media_addr,
+            publishers=len(self.publishing.sessions),
+        )
+
+    def _changed(self) -> None:
+        if self.znode is not None:
+            self.zk.spawn(self.znode.update(bytes(self.info())))
+
+    def metrics(self) -> dict[str, float]:
+        relays = self.publishing.relays.values()
+        return {
+            "edge_publishers": len(self.publishing.sessions),
+            "edge_packets_in_total": sum(r.packets_in for r in relays),
+            "edge_gop_cache_bytes": sum(r.gop.size for r in relays),
+        }
+
+    async def start(self) -> None:
+        s = self.settings
+        await self.zk.start()
+        ctx = ApiContext(s, self.zk, self.paths, self.redis, Registry(self.zk, self.paths))
+        await self.link.start(s.bind, s.media_port)
+        self.rtmp = RtmpServer(self.publishing)
+        await self.rtmp.start(s.bind, s.rtmp_port)
+        app = build_http_app(ctx)
+        app[METRICS].append(self.metrics)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, s.bind, s.http_port).start()
+        self.znode = await self.zk.ephemeral(self.paths.edge(s.node_id), bytes(self.info()))
+        log.info("edge up: http %s, rtmp %d, media %s", s.http_url, s.rtmp_port, s.media_addr)
+
+    async def stop(self) -> None:
+        # Stop taking publishers first, then end the ones we have, then leave the cluster.
+        if self.rtmp:
+            await self.rtmp.stop()
+        await self.publishing.stop()
+        await self.link.stop()
+        if self.runner:
+            await self.runner.cleanup()
+        await self.zk.stop()
+        await self.redis.aclose()
+        log.info("edge stopped")
+
+
+async def main(settings: Settings) -> None:
+    node = EdgeNode(settings)
+    try:
+        await node.start()
+        reason = await wait_for_signal()
+        log.info("edge stopping on %s", reason)
+    finally:
+        await node.stop()
