@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import redis.asyncio
 from aiohttp import web
-from cluster.zk.bridge import ZkBridge
 
 from cluster.config import Settings
 from cluster.errors import BadRequest, TooLarge, Unauthorized
 from cluster.paths import Paths
 from cluster.registry import Registry
+from cluster.zk.bridge import ZkBridge
 
 MAX_JSON = 64 * 1024
 

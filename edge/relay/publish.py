@@ -13,8 +13,6 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from cluster.zk.bridge import ZkBridge
-
 from cluster.config import Settings
 from cluster.errors import BadRequest, Conflict, Unavailable, ZkNodeExists
 from cluster.ids import stream_id
@@ -23,6 +21,7 @@ from cluster.medialink.frames import CodecConfig, MediaPacket
 from cluster.paths import Paths
 from cluster.payloads import Placement, Publisher
 from cluster.registry import Registry
+from cluster.zk.bridge import ZkBridge
 from edge.relay.gop import GopCache
 from edge.relay.hub import StreamRelay
 
