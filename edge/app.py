@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
 
 import redis.asyncio
 from aiohttp import web
@@ -19,6 +19,8 @@ from cluster.payloads import EdgeInfo
 from cluster.registry import Registry
 from cluster.runtime import wait_for_signal
 from cluster.zk.bridge import ZkBridge
+from cluster.zk.ephemeral import EphemeralNode
+from cluster.zk.state import ConnState
 from edge.api import nodes, streams
 from edge.api.context import API, ApiContext
 from edge.ingest.rtmp.server import RtmpServer
@@ -37,7 +39,13 @@ def build_http_app(ctx: ApiContext) -> web.Application:
     hls.add_routes(app)
     streams.add_routes(app)
     nodes.add_routes(app)
-    app[READY_CHECKS].append(lambda: None if ctx.zk.connected else "ZooKeeper session not connected")
+    app[READY_CHECKS].append(
+        lambda: (
+            None
+            if ctx.zk.state is ConnState.CONNECTED
+            else f"ZooKeeper session {ctx.zk.state.value}"
+        )
+    )
     return app
 
 
@@ -45,13 +53,16 @@ class EdgeNode:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.paths = Paths(settings.zk_root)
-        self.zk = ZkBridge(settings.zk, self.paths, settings.session_timeout, settings.zk_backoff_cap)
+        self.zk = ZkBridge(
+            settings.zk, self.paths, settings.session_timeout, settings.zk_backoff_cap
+        )
         self.redis = redis.asyncio.Redis.from_url(settings.redis)
         self.publishing = Publishing(settings, self.zk, self.paths, self._changed)
         self.link = LinkServer(self.publishing.relay)
         self.rtmp: RtmpServer | None = None
         self.runner: web.AppRunner | None = None
-        self.znode: Any = None
+        self.znode: EphemeralNode | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def info(self) -> EdgeInfo:
         s = self.settings
@@ -65,7 +76,9 @@ class EdgeNode:
 
     def _changed(self) -> None:
         if self.znode is not None:
-            self.zk.spawn(self.znode.update(bytes(self.info())))
+            task = asyncio.get_running_loop().create_task(self.znode.update(bytes(self.info())))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def metrics(self) -> dict[str, float]:
         relays = self.publishing.relays.values()

@@ -14,7 +14,7 @@ import logging
 from aiohttp import web
 
 from cluster.config import Settings
-from cluster.errors import BadRequest
+from cluster.errors import BadRequest, ZkNodeExists
 from cluster.ladder import ladder
 from cluster.ops import METRICS, READY_CHECKS, make_app
 from cluster.payloads import Assignment, TranscoderInfo
@@ -53,7 +53,10 @@ class TranscoderNode:
         await self.workers.warm_up()
         await self.zk.start()
         self.zk.on_state(self._on_state)
-        await self.zk.create(self.paths.node_assignments(s.node_id), makepath=True, exist_ok=True)
+        try:
+            await self.zk.create(self.paths.node_assignments(s.node_id), makepath=True)
+        except ZkNodeExists:
+            pass
         app = make_app()
         app[READY_CHECKS].append(self._ready)
         app[METRICS].append(self._metrics)

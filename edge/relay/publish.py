@@ -22,6 +22,9 @@ from cluster.paths import Paths
 from cluster.payloads import Placement, Publisher
 from cluster.registry import Registry
 from cluster.zk.bridge import ZkBridge
+from cluster.zk.ephemeral import EphemeralNode
+from cluster.zk.ops import Stat
+from cluster.zk.watch import DataWatch
 from edge.relay.gop import GopCache
 from edge.relay.hub import StreamRelay
 
@@ -93,8 +96,8 @@ class PublishSession:
         self.placed = asyncio.Event()
         self.placement: Placement | None = None
         self._start_epoch = 0
-        self._znode: object | None = None
-        self._watch: object | None = None
+        self._znode: EphemeralNode | None = None
+        self._watch: DataWatch | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -124,7 +127,7 @@ class PublishSession:
             self.placement.epoch,
         )
 
-    def _on_placement(self, data: bytes | None) -> None:
+    def _on_placement(self, data: bytes | None, stat: Stat | None) -> None:
         if data is None:
             return
         try:
@@ -148,7 +151,8 @@ class PublishSession:
 
     async def _write_payload(self) -> None:
         try:
-            await self._znode.update(bytes(self.payload))  # type: ignore[union-attr]
+            assert self._znode is not None
+            await self._znode.update(bytes(self.payload))
         except Exception:
             self.log.exception("could not report the broken media link")
 
@@ -175,12 +179,12 @@ class PublishSession:
         if self.owner.sessions.get(self.stream) is self:
             del self.owner.sessions[self.stream]
         if self._watch is not None:
-            self._watch.cancel()  # type: ignore[attr-defined]
+            self._watch.cancel()
         for task in list(self._tasks):
             task.cancel()
         if self._znode is not None:
             try:
-                await self._znode.remove()  # type: ignore[attr-defined]
+                await self._znode.delete()
             except Exception:
                 self.log.exception("could not remove the publisher znode")
         self.log.info("publish session closed: %s (%d packets)", reason, self.relay.packets_in)
