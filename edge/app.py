@@ -1,7 +1,6 @@
 """The edge process: RTMP ingest, the media-link server, HLS and the REST API, registered in ZooKeeper.
 
 `EdgeNode` owns every resource of the process and tears them down in reverse order of start.
-`build_http_app` wires the HTTP routes alone, so tests can drive them with pytest-aiohttp.
 """
 
 from __future__ import annotations
@@ -13,40 +12,20 @@ import redis.asyncio
 from aiohttp import web
 
 from cluster.config import Settings
-from cluster.ops import METRICS, READY_CHECKS, make_app
+from cluster.ops import METRICS
 from cluster.paths import Paths
 from cluster.payloads import EdgeInfo
 from cluster.registry import Registry
 from cluster.runtime import wait_for_signal
 from cluster.zk.bridge import ZkBridge
 from cluster.zk.ephemeral import EphemeralNode
-from cluster.zk.state import ConnState
-from edge.api import nodes, streams
-from edge.api.context import API, ApiContext
+from edge.api.context import ApiContext
+from edge.http import build_http_app
 from edge.ingest.rtmp.server import RtmpServer
-from edge.playback.hls import routes as hls
 from edge.relay.publish import Publishing
 from edge.relay.server import LinkServer
 
 log = logging.getLogger(__name__)
-
-
-def build_http_app(ctx: ApiContext) -> web.Application:
-    app = make_app(client_max_size=64 * 1024)
-    app[API] = ctx
-    app[hls.REDIS] = ctx.redis
-    app[hls.WINDOW] = ctx.settings.hls_window
-    hls.add_routes(app)
-    streams.add_routes(app)
-    nodes.add_routes(app)
-    app[READY_CHECKS].append(
-        lambda: (
-            None
-            if ctx.zk.state is ConnState.CONNECTED
-            else f"ZooKeeper session {ctx.zk.state.value}"
-        )
-    )
-    return app
 
 
 class EdgeNode:

@@ -1,0 +1,29 @@
+"""The edge's HTTP surface: routes and ready checks, without the servers, so tests can drive it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from cluster.ops import READY_CHECKS, make_app
+from cluster.zk.state import ConnState
+from edge.api import nodes, streams
+from edge.api.context import API, ApiContext
+from edge.playback.hls import routes as hls
+
+
+def build_http_app(ctx: ApiContext) -> web.Application:
+    app = make_app(client_max_size=64 * 1024)
+    app[API] = ctx
+    app[hls.REDIS] = ctx.redis
+    app[hls.WINDOW] = ctx.settings.hls_window
+    hls.add_routes(app)
+    streams.add_routes(app)
+    nodes.add_routes(app)
+    app[READY_CHECKS].append(
+        lambda: (
+            None
+            if ctx.zk.state is ConnState.CONNECTED
+            else f"ZooKeeper session {ctx.zk.state.value}"
+        )
+    )
+    return app
