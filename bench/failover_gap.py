@@ -1,0 +1,148 @@
+"""Viewer-visible gap after kill -9 of the transcoder carrying a stream.
+
+A local cluster (real processes) carries one stamped test stream; an HLS follower decodes every
+frame and reads its capture time. Each trial kills the carrying transcoder with SIGKILL, waits
+until the follower has seen several seconds from the successor, and measures:
+
+- content gap: publisher time the viewer never saw (capture-time jump minus one frame interval);
+- stall: the longest wait for new frames at the viewer, minus the usual wait between segments.
+
+Reference, same run: the segment duration (what a viewer's buffer must cover to hide the gap),
+printed as the gap/segment ratio. Then the killed transcoder is restarted for the next trial.
+
+    .venv/bin/python bench/failover_gap.py --trials 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from zoocast.harness.publisher import publish
+from zoocast.harness.viewer import HlsFollower, gaps
+from zoocast.local.demo import api
+from zoocast.local.servers import free_port
+from zoocast.local.up import LocalCluster
+
+
+def _wait(cond: object, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def _placement(base: str, stream: str) -> dict[str, object]:
+    with urllib.request.urlopen(f"{base}/api/streams/{stream}", timeout=5) as resp:
+        return dict(json.load(resp)["placement"] or {})
+
+
+def trial(cluster: LocalCluster, base: str, n: int, gop: float, rendition: str) -> dict[str, float]:
+    stream = f"gap{n}"
+    key = api(base, "POST", "/api/streams", cluster.admin_token, {"stream": stream})["key"]
+    stop = threading.Event()
+    url = f"rtmp://127.0.0.1:{cluster.rtmp_port}/live/{stream}?key={key}"
+    pub = threading.Thread(
+        target=publish,
+        kwargs=dict(url=url, width=426, height=240, fps=15, gop=gop, stop=stop, preset="ultrafast"),
+        daemon=True,
+    )
+    pub.start()
+    try:
+        playlist = f"{base}/hls/{stream}/{rendition}/index.m3u8"
+        _wait(lambda: _exists(playlist), "the media playlist", 30)
+        follower = HlsFollower(playlist).start()
+        _wait(lambda: len(follower.snapshot()) > 3 * 15, "frames before the kill", 30)
+        placement = _placement(base, stream)
+        victim, epoch = str(placement["transcoder"]), int(placement["epoch"])  # type: ignore[call-overload]
+        killed_at = time.time()
+        os.kill(cluster.child(victim).proc.pid, signal.SIGKILL)
+        _wait(lambda: int(_placement(base, stream).get("epoch", 0)) > epoch, "the move", 20)  # type: ignore[call-overload]
+        moved_at = time.time()
+        _wait(
+            lambda: sum(1 for r in follower.snapshot() if r.arrival > moved_at) > 4 * 15,
+            "frames after the move",
+            30,
+        )
+        records = follower.stop()
+        g = gaps(records)
+        # Restart the killed transcoder so every trial starts from three.
+        cluster.children.remove(cluster.child(victim))
+        cluster.spawn("transcoder", victim, http_port=free_port(), media_port=free_port())
+        return {
+            "content_gap": g.content_gap,
+            "stall": g.stall,
+            "detect": moved_at - killed_at,
+            "segment": gop,
+        }
+    finally:
+        stop.set()
+        pub.join(10)
+
+
+def _exists(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+def _pct(values: list[float]) -> str:
+    return f"p50 {statistics.median(values):.3f} s, max {max(values):.3f} s"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--gop", type=float, default=1.0, help="publisher keyframe interval, seconds")
+    p.add_argument("--rendition", default="240p")
+    args = p.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="zoocast-bench-gap-"))
+    cluster = LocalCluster(
+        root, http_port=free_port(), rtmp_port=free_port(), ladder="tiny", session_timeout=1.0
+    )
+    cluster.start()
+    base = f"http://127.0.0.1:{cluster.http_port}"
+    results = []
+    try:
+        for n in range(args.trials):
+            r = trial(cluster, base, n, args.gop, args.rendition)
+            results.append(r)
+            print(
+                f"trial {n + 1}: content gap {r['content_gap']:.3f} s, stall {r['stall']:.3f} s, "
+                f"kill->moved {r['detect']:.3f} s",
+                flush=True,
+            )
+    finally:
+        cluster.stop()
+    gap = [r["content_gap"] for r in results]
+    stall = [r["stall"] for r in results]
+    detect = [r["detect"] for r in results]
+    seg = results[0]["segment"] if results else args.gop
+    print(f"\n{len(results)} trials, logs in {root}/logs")
+    print(
+        f"content gap : {_pct(gap)}  (x segment duration {seg:.1f} s: p50 {statistics.median(gap) / seg:.2f}x)"
+    )
+    print(f"viewer stall: {_pct(stall)}")
+    print(f"kill->moved : {_pct(detect)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
