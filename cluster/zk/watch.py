@@ -50,6 +50,10 @@ class _Watch(Generic[V]):
         self._bridge.release(self)
         self._task.cancel()
 
+    @property
+    def is_ready(self) -> bool:
+        return self._first.is_set()
+
     async def ready(self) -> None:
         """Returns once the callback has had the first value."""
         await self._first.wait()
