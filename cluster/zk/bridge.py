@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from cluster.config import Settings
     from cluster.zk.election import Election, LeadershipCallback
     from cluster.zk.ephemeral import EphemeralNode
+    from cluster.zk.recipe import Recipe
     from cluster.zk.watch import ChildrenCallback, ChildrenWatch, DataWatch, NodeCallback
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,6 @@ _UNAVAILABLE = (
     SessionMovedError,
     OperationTimeoutError,
 )
-
-
-class Recipe(Protocol):
-    def cancel(self) -> None: ...
 
 
 def translate(exc: BaseException, path: str) -> BaseException:

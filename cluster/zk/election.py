@@ -13,13 +13,13 @@ it: the session, and with it our node, may well survive, and writes made meanwhi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cluster.errors import ZkNoNode, ZkUnavailable
+from cluster.zk.recipe import Recipe
 from cluster.zk.state import ConnState
 
 if TYPE_CHECKING:
@@ -29,27 +29,21 @@ log = logging.getLogger(__name__)
 
 LeadershipCallback = Callable[[bool], None]
 
-_RETRY = 0.05
-
 
 def _sequence(name: str) -> int:
     return int(name.rsplit("_", 1)[1])
 
 
-class Election:
+class Election(Recipe):
     """Campaigns until cancelled; `on_change(True/False)` on the loop at every transition."""
 
     def __init__(self, bridge: ZkBridge, identifier: bytes, on_change: LeadershipCallback) -> None:
-        self._bridge = bridge
         self._identifier = identifier
         self._on_change = on_change
         self._token = uuid.uuid4().hex[:12]
         self._me: str | None = None  # our candidate node's path, once known
         self.leading = False
-        self._kick = asyncio.Event()
-        self._unlisten = bridge.on_state(self._on_state)
-        bridge.adopt(self)
-        self._task = asyncio.create_task(self._run(), name="zk election")
+        super().__init__(bridge, "zk election")
 
     @property
     def candidate(self) -> str | None:
@@ -62,9 +56,7 @@ class Election:
 
     def cancel(self) -> None:
         """Stop campaigning; leadership (if held) ends now, the node goes with the session."""
-        self._unlisten()
-        self._bridge.release(self)
-        self._task.cancel()
+        super().cancel()
         self._set_leading(False)
 
     async def resign(self) -> None:
@@ -88,23 +80,11 @@ class Election:
             log.exception("leadership callback failed")
 
     def _on_state(self, state: ConnState) -> None:
+        super()._on_state(state)
         if state is ConnState.LOST:
             self._set_leading(False)
-        elif state is ConnState.CONNECTED:
-            self._kick.set()
 
-    async def _run(self) -> None:
-        while True:
-            self._kick.clear()
-            await self._bridge.wait_connected()
-            try:
-                await self._campaign()
-            except ZkUnavailable:
-                await asyncio.sleep(_RETRY)
-                continue
-            await self._kick.wait()
-
-    async def _campaign(self) -> None:
+    async def _step(self) -> None:
         session = self._bridge.session_id
         kids = await self._bridge.children(self._root)
         if self._me is None or self._me.rsplit("/", 1)[1] not in kids:

@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from cluster.errors import ZkNodeExists, ZkNoNode, ZkUnavailable
+from cluster.zk.recipe import Recipe
 from cluster.zk.state import ConnState
 
 if TYPE_CHECKING:
@@ -18,24 +19,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_RETRY = 0.05
 
-
-class EphemeralNode:
+class EphemeralNode(Recipe):
     """Keeps `path` present with this session as its owner until `cancel()` or `remove()`."""
 
     def __init__(self, bridge: ZkBridge, path: str, data: bytes) -> None:
         self.path = path
-        self._bridge = bridge
         self._data = data
         self._dirty = False  # the server may hold older data than self._data
         self._registered = asyncio.Event()
         self._held_elsewhere = asyncio.Event()
-        self._kick = asyncio.Event()
         self._waiting_logged = False
-        self._unlisten = bridge.on_state(self._on_state)
-        bridge.adopt(self)
-        self._task = asyncio.create_task(self._run(), name=f"zk ephemeral {path}")
+        super().__init__(bridge, f"zk ephemeral {path}")
 
     @property
     def data(self) -> bytes:
@@ -75,9 +70,7 @@ class EphemeralNode:
 
     def cancel(self) -> None:
         """Stop maintaining the node; it lives on until the session ends."""
-        self._unlisten()
-        self._bridge.release(self)
-        self._task.cancel()
+        super().cancel()
         self._registered.clear()
 
     async def remove(self) -> None:
@@ -91,23 +84,11 @@ class EphemeralNode:
             pass  # gone already, or it goes with the session
 
     def _on_state(self, state: ConnState) -> None:
-        if state is ConnState.CONNECTED:
-            self._kick.set()
-        elif state is ConnState.LOST:
+        super()._on_state(state)
+        if state is ConnState.LOST:
             self._registered.clear()
 
-    async def _run(self) -> None:
-        while True:
-            self._kick.clear()
-            await self._bridge.wait_connected()
-            try:
-                await self._ensure()
-            except ZkUnavailable:
-                await asyncio.sleep(_RETRY)
-                continue
-            await self._kick.wait()
-
-    async def _ensure(self) -> None:
+    async def _step(self) -> None:
         session = self._bridge.session_id
         stat = await self._bridge.exists(self.path, self._kick.set)
         if stat is None:

@@ -1,8 +1,8 @@
 """Watches that survive disconnects and session loss, running on the asyncio loop.
 
 ZooKeeper watches are one-shot and kazoo drops them all when the connection drops. Each watch
-here is a small loop: read with a one-shot watch, deliver the value if it changed, sleep until
-the watch fires or the session reconnects, read again. kazoo's own DataWatch/ChildrenWatch do the
+here is a small loop (recipe.py): read with a one-shot watch, deliver the value if it changed,
+sleep until the watch fires or the session reconnects, read again. kazoo's own DataWatch/ChildrenWatch do the
 same, but re-read synchronously on kazoo's single callback thread and spawn a thread per watch
 on every reconnect; the leader holds thousands of per-stream watches, so these re-read with
 pipelined async calls instead and cost one task each.
@@ -17,9 +17,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from cluster.errors import ZkNoNode, ZkUnavailable
+from cluster.errors import ZkNoNode
 from cluster.zk.ops import Node
-from cluster.zk.state import ConnState
+from cluster.zk.recipe import Recipe
 
 if TYPE_CHECKING:
     from cluster.zk.bridge import ZkBridge
@@ -30,25 +30,13 @@ NodeCallback = Callable[[Node | None], None]
 ChildrenCallback = Callable[[list[str] | None], None]
 V = TypeVar("V")
 
-_RETRY = 0.05  # seconds between attempts while a read fails for want of a connection
 
-
-class _Watch(Generic[V]):
+class _Watch(Recipe, Generic[V]):
     def __init__(self, bridge: ZkBridge, path: str) -> None:
         self.path = path
-        self._bridge = bridge
-        self._kick = asyncio.Event()
         self._first = asyncio.Event()
-        self._cancelled = False
-        self._unlisten = bridge.on_state(self._on_state)
-        bridge.adopt(self)
-        self._task = asyncio.create_task(self._run(), name=f"zk watch {path}")
-
-    def cancel(self) -> None:
-        self._cancelled = True
-        self._unlisten()
-        self._bridge.release(self)
-        self._task.cancel()
+        self._last: object = object()  # matches nothing: the first value is always delivered
+        super().__init__(bridge, f"zk watch {path}")
 
     @property
     def is_ready(self) -> bool:
@@ -58,10 +46,6 @@ class _Watch(Generic[V]):
         """Returns once the callback has had the first value."""
         await self._first.wait()
 
-    def _on_state(self, state: ConnState) -> None:
-        if state is ConnState.CONNECTED:
-            self._kick.set()  # kazoo forgot our watch while disconnected: read again
-
     async def _read(self, watch: Callable[[], None]) -> tuple[object, V]:
         """(key to compare with the last delivery, value to deliver)."""
         raise NotImplementedError
@@ -69,28 +53,16 @@ class _Watch(Generic[V]):
     def _deliver(self, value: V) -> None:
         raise NotImplementedError
 
-    async def _run(self) -> None:
-        last: object = object()  # matches nothing, so the first value is always delivered
-        while True:
-            self._kick.clear()  # before the read, so a watch firing during it is not missed
-            await self._bridge.wait_connected()
-            try:
-                key, value = await self._read(self._kick.set)
-            except ZkUnavailable:
-                await asyncio.sleep(_RETRY)
-                continue
-            except Exception:
-                log.exception("watch on %s: read failed", self.path)
-                await asyncio.sleep(1.0)
-                continue
-            if key != last and not self._cancelled:
-                last = key
-                try:
-                    self._deliver(value)
-                except Exception:
-                    log.exception("watch callback for %s failed", self.path)
-                self._first.set()
-            await self._kick.wait()
+    async def _step(self) -> None:
+        key, value = await self._read(self._kick.set)
+        if key == self._last or self._cancelled:
+            return
+        self._last = key
+        try:
+            self._deliver(value)
+        except Exception:
+            log.exception("watch callback for %s failed", self.path)
+        self._first.set()
 
 
 class DataWatch(_Watch[Node | None]):
