@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import redis.asyncio
@@ -41,7 +40,6 @@ class EdgeNode:
         self.rtmp: RtmpServer | None = None
         self.runner: web.AppRunner | None = None
         self.znode: EphemeralNode | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def info(self) -> EdgeInfo:
         s = self.settings
@@ -55,9 +53,7 @@ class EdgeNode:
 
     def _changed(self) -> None:
         if self.znode is not None:
-            task = asyncio.get_running_loop().create_task(self.znode.update(bytes(self.info())))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.zk.spawn(self.znode.update(bytes(self.info())))
 
     def metrics(self) -> dict[str, float]:
         relays = self.publishing.relays.values()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from cluster.ops import READY_CHECKS, make_app
-from cluster.zk.state import ConnState
 from edge.api import nodes, streams
 from edge.api.context import API, ApiContext
 from edge.playback.hls import routes as hls
@@ -20,10 +19,6 @@ def build_http_app(ctx: ApiContext) -> web.Application:
     streams.add_routes(app)
     nodes.add_routes(app)
     app[READY_CHECKS].append(
-        lambda: (
-            None
-            if ctx.zk.state is ConnState.CONNECTED
-            else f"ZooKeeper session {ctx.zk.state.value}"
-        )
+        lambda: None if ctx.zk.connected else f"ZooKeeper session {ctx.zk.state.value}"
     )
     return app

@@ -21,7 +21,6 @@ from cluster.payloads import Assignment, TranscoderInfo
 from cluster.runtime import wait_for_signal
 from cluster.zk.bridge import ZkBridge
 from cluster.zk.ephemeral import EphemeralNode
-from cluster.zk.ops import Stat
 from cluster.zk.state import ConnState
 from cluster.zk.watch import ChildrenWatch, DataWatch
 from transcoder.workers import Workers
@@ -125,11 +124,11 @@ class TranscoderNode:
         for stream in set(children) - set(self._watches):
             path = self.paths.assignment(self.settings.node_id, stream)
             self._watches[stream] = self.zk.watch_data(
-                path, lambda data, stat, s=stream: self._on_assignment(s, data, stat)
+                path, lambda data, s=stream: self._on_assignment(s, data)
             )
         self._dirty.set()
 
-    def _on_assignment(self, stream: str, data: bytes | None, stat: Stat | None) -> None:
+    def _on_assignment(self, stream: str, data: bytes | None) -> None:
         if data is None:
             self.wanted.pop(stream, None)
         else:

@@ -9,6 +9,7 @@ streaming into nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -23,7 +24,6 @@ from cluster.payloads import Placement, Publisher
 from cluster.registry import Registry
 from cluster.zk.bridge import ZkBridge
 from cluster.zk.ephemeral import EphemeralNode
-from cluster.zk.ops import Stat
 from cluster.zk.watch import DataWatch
 from edge.relay.gop import GopCache
 from edge.relay.hub import StreamRelay
@@ -127,7 +127,7 @@ class PublishSession:
             self.placement.epoch,
         )
 
-    def _on_placement(self, data: bytes | None, stat: Stat | None) -> None:
+    def _on_placement(self, data: bytes | None) -> None:
         if data is None:
             return
         try:
@@ -144,7 +144,10 @@ class PublishSession:
         """Fast path: tell the leader the media link of `epoch` died, so it need not wait for ZooKeeper."""
         if self._closed or self._znode is None:
             return
-        self.payload = Publisher(**{**self.payload.__dict__, "broken_epoch": epoch})
+        self._publish(dataclasses.replace(self.payload, broken_epoch=epoch))
+
+    def _publish(self, payload: Publisher) -> None:
+        self.payload = payload
         task = asyncio.get_running_loop().create_task(self._write_payload())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -161,10 +164,7 @@ class PublishSession:
         self.relay.codec(cfg)
         codecs = sorted({*self.payload.codecs, cfg.codec})
         if codecs != self.payload.codecs:
-            self.payload = Publisher(**{**self.payload.__dict__, "codecs": codecs})
-            task = asyncio.get_running_loop().create_task(self._write_payload())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._publish(dataclasses.replace(self.payload, codecs=codecs))
 
     def packet(self, pkt: MediaPacket) -> None:
         self.relay.packet(pkt)
@@ -184,7 +184,7 @@ class PublishSession:
             task.cancel()
         if self._znode is not None:
             try:
-                await self._znode.delete()
+                await self._znode.remove()
             except Exception:
                 self.log.exception("could not remove the publisher znode")
         self.log.info("publish session closed: %s (%d packets)", reason, self.relay.packets_in)
