@@ -25,12 +25,18 @@ def test_sample_lists_every_setting_with_its_default() -> None:
 def test_precedence_file_env_flags(tmp_path: Path) -> None:
     cfg = tmp_path / "z.toml"
     cfg.write_text('http_port = 81\nrtmp_port = 82\nmedia_port = 83\nnode_id = "n1"\n')
-    s = load(cfg, env={"ZOOCAST_RTMP_PORT": "92", "ZOOCAST_MEDIA_PORT": "93"}, overrides={"media_port": 103})
+    s = load(
+        cfg,
+        env={"ZOOCAST_RTMP_PORT": "92", "ZOOCAST_MEDIA_PORT": "93"},
+        overrides={"media_port": 103},
+    )
     assert (s.http_port, s.rtmp_port, s.media_port, s.node_id) == (81, 92, 103, "n1")
 
 
 def test_env_types_are_coerced() -> None:
-    s = load(env={"ZOOCAST_SESSION_TIMEOUT": "1.5", "ZOOCAST_LOG_JSON": "true", "ZOOCAST_NODE_ID": "a"})
+    s = load(
+        env={"ZOOCAST_SESSION_TIMEOUT": "1.5", "ZOOCAST_LOG_JSON": "true", "ZOOCAST_NODE_ID": "a"}
+    )
     assert s.session_timeout == 1.5 and s.log_json is True
 
 
