@@ -1,0 +1,1 @@
+"""Ingest at the edge: publishers' protocols in, codec configs and media packets into a publish sink out."""
