@@ -43,13 +43,30 @@ def create_stream(base: str, token: str, stream: str) -> str:
     return str(created["key"])
 
 
-def start_demo_publisher(cluster: LocalCluster, rtmp_url: str) -> Child:
+def start_demo_publisher(
+    cluster: LocalCluster, rtmp_url: str, size: str = "1280x720", fps: int = 30
+) -> Child:
     from zoocast.local.up import Child
 
     log = cluster.logs / "publish-test.log"
     stream = rtmp_url.rsplit("/", 1)[1].split("?", 1)[0]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zoocast.cli", "publish-test", stream, "--url", rtmp_url],
+        # 720p so that the default ladder has both its rungs (it never upscales).
+        [
+            sys.executable,
+            "-m",
+            "zoocast.cli",
+            "publish-test",
+            stream,
+            "--url",
+            rtmp_url,
+            "--size",
+            size,
+            "--fps",
+            str(fps),
+            "--bitrate",
+            "2500",
+        ],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,

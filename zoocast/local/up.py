@@ -172,7 +172,7 @@ def run_up(
             print(
                 f"  publish (OBS): server rtmp://127.0.0.1:{rtmp_port}/live  stream key demo?key={key}"
             )
-            print(f"  status:        ZOOCAST_ZK={cluster.zk.hosts} zoocast status")
+            print(f"  status:        zoocast status demo --api {base}")
         print(f"  admin token:   {cluster.admin_token}")
         print("Ctrl-C stops everything.", flush=True)
         while not stop.is_set():
