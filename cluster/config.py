@@ -48,6 +48,8 @@ class Settings:
     gop_cache_bytes: int = 64 * 1024 * 1024
     placement_wait: float = 10.0  # how long a new publisher waits for a transcoder
     link_connect_timeout: float = 2.0  # transcoder -> edge media link
+    rtmp_idle_timeout: float = 30.0  # an RTMP connection silent this long is closed
+    rtmp_setup_timeout: float = 10.0  # handshake to publish must finish within this
     worker_pool: int = 2  # warm worker processes a transcoder keeps ready
     log_level: str = "INFO"
     log_json: bool = False

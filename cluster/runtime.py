@@ -10,8 +10,13 @@ async def wait_for_signal() -> str:
     """Return the name of the first SIGTERM or SIGINT this process receives."""
     loop = asyncio.get_running_loop()
     got: asyncio.Future[str] = loop.create_future()
+
+    def deliver(sig: signal.Signals) -> None:
+        if not got.done():
+            got.set_result(sig.name)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda s=sig: got.done() or got.set_result(s.name))
+        loop.add_signal_handler(sig, deliver, sig)
     try:
         return await got
     finally:

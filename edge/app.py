@@ -68,7 +68,9 @@ class EdgeNode:
         await self.zk.start()
         ctx = ApiContext(s, self.zk, self.paths, self.redis, Registry(self.zk, self.paths))
         await self.link.start(s.bind, s.media_port)
-        self.rtmp = RtmpServer(self.publishing)
+        self.rtmp = RtmpServer(
+            self.publishing, idle_timeout=s.rtmp_idle_timeout, setup_timeout=s.rtmp_setup_timeout
+        )
         await self.rtmp.start(s.bind, s.rtmp_port)
         app = build_http_app(ctx)
         app[METRICS].append(self.metrics)

@@ -9,6 +9,7 @@ check is the real fence) and registers again when a new session is established.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from aiohttp import web
@@ -124,7 +125,7 @@ class TranscoderNode:
         for stream in set(children) - set(self._watches):
             path = self.paths.assignment(self.settings.node_id, stream)
             self._watches[stream] = self.zk.watch_data(
-                path, lambda data, s=stream: self._on_assignment(s, data)
+                path, functools.partial(self._on_assignment, stream)
             )
         self._dirty.set()
 

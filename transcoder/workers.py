@@ -136,18 +136,18 @@ class Workers:
             return
         worker.stopping = True
         log.info("stopping worker for %s epoch %d: %s", stream, worker.epoch, reason)
-        proc = worker.proc
-        if proc.pid is not None:
-            try:
-                os.kill(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                return
+        pid = worker.proc.pid
+        assert pid is not None  # started workers always have one
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
         try:
             await asyncio.wait_for(worker.exited.wait(), STOP_GRACE)
         except TimeoutError:
             log.warning("worker for %s ignored SIGTERM; killing it", stream)
             try:
-                os.kill(proc.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             await worker.exited.wait()
