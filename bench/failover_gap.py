@@ -10,7 +10,7 @@ until the follower has seen several seconds from the successor, and measures:
 Reference, same run: the segment duration (what a viewer's buffer must cover to hide the gap),
 printed as the gap/segment ratio. Then the killed transcoder is restarted for the next trial.
 
-    .venv/bin/python bench/failover_gap.py --trials 10
+    .venv/bin/python -m bench.failover_gap --trials 10
 """
 
 from __future__ import annotations
@@ -20,16 +20,13 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from zoocast.harness.publisher import publish
 from zoocast.harness.viewer import HlsFollower, gaps
 from zoocast.local.demo import api
 from zoocast.local.servers import free_port
@@ -50,22 +47,23 @@ def _placement(base: str, stream: str) -> dict[str, object]:
         return dict(json.load(resp)["placement"] or {})
 
 
-def trial(cluster: LocalCluster, base: str, n: int, gop: float, rendition: str) -> dict[str, float]:
+def trial(
+    cluster: LocalCluster, base: str, n: int, gop: float, rendition: str, size: str, fps: int
+) -> dict[str, float]:
     stream = f"gap{n}"
     key = api(base, "POST", "/api/streams", cluster.admin_token, {"stream": stream})["key"]
-    stop = threading.Event()
     url = f"rtmp://127.0.0.1:{cluster.rtmp_port}/live/{stream}?key={key}"
-    pub = threading.Thread(
-        target=publish,
-        kwargs=dict(url=url, width=426, height=240, fps=15, gop=gop, stop=stop, preset="ultrafast"),
-        daemon=True,
-    )
-    pub.start()
+    # A separate process: PyAV holds the GIL while it opens an RTMP connection.
+    pub = subprocess.Popen(
+        [sys.executable, "-m", "zoocast.cli", "publish-test", stream, "--url", url,
+         "--size", size, "--fps", str(fps), "--gop", str(gop), "--bitrate", "1500"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
         playlist = f"{base}/hls/{stream}/{rendition}/index.m3u8"
         _wait(lambda: _exists(playlist), "the media playlist", 30)
         follower = HlsFollower(playlist).start()
-        _wait(lambda: len(follower.snapshot()) > 3 * 15, "frames before the kill", 30)
+        _wait(lambda: len(follower.snapshot()) > 3 * fps, "frames before the kill", 30)
         placement = _placement(base, stream)
         victim, epoch = str(placement["transcoder"]), int(placement["epoch"])  # type: ignore[call-overload]
         killed_at = time.time()
@@ -73,7 +71,7 @@ def trial(cluster: LocalCluster, base: str, n: int, gop: float, rendition: str) 
         _wait(lambda: int(_placement(base, stream).get("epoch", 0)) > epoch, "the move", 20)  # type: ignore[call-overload]
         moved_at = time.time()
         _wait(
-            lambda: sum(1 for r in follower.snapshot() if r.arrival > moved_at) > 4 * 15,
+            lambda: sum(1 for r in follower.snapshot() if r.arrival > moved_at) > 4 * fps,
             "frames after the move",
             30,
         )
@@ -89,8 +87,8 @@ def trial(cluster: LocalCluster, base: str, n: int, gop: float, rendition: str) 
             "segment": gop,
         }
     finally:
-        stop.set()
-        pub.join(10)
+        pub.terminate()
+        pub.wait(10)
 
 
 def _exists(url: str) -> bool:
@@ -112,17 +110,20 @@ def main() -> int:
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--gop", type=float, default=1.0, help="publisher keyframe interval, seconds")
     p.add_argument("--rendition", default="240p")
+    p.add_argument("--ladder", default="tiny", help="ladder profile of the cluster")
+    p.add_argument("--size", default="426x240", help="publisher size")
+    p.add_argument("--fps", type=int, default=15)
     args = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="zoocast-bench-gap-"))
     cluster = LocalCluster(
-        root, http_port=free_port(), rtmp_port=free_port(), ladder="tiny", session_timeout=1.0
+        root, http_port=free_port(), rtmp_port=free_port(), ladder=args.ladder, session_timeout=1.0
     )
     cluster.start()
     base = f"http://127.0.0.1:{cluster.http_port}"
     results = []
     try:
         for n in range(args.trials):
-            r = trial(cluster, base, n, args.gop, args.rendition)
+            r = trial(cluster, base, n, args.gop, args.rendition, args.size, args.fps)
             results.append(r)
             print(
                 f"trial {n + 1}: content gap {r['content_gap']:.3f} s, stall {r['stall']:.3f} s, "
