@@ -1,0 +1,124 @@
+"""The Redis side of a worker against a real Redis: numbering, discontinuities, fencing, catalog."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from cluster.errors import Fenced
+from cluster.hot import keys
+from cluster.hot.fence import Stale
+from cluster.hot.model import RenditionInfo
+from tests.transcoder.pipeline import hot
+from transcoder.pipeline import fmp4
+from transcoder.pipeline.fmp4 import Sample
+from transcoder.pipeline.output import Output, Resume, resume_point
+from transcoder.pipeline.segments import Closed, Mark
+
+LOG = logging.LoggerAdapter(logging.getLogger("test"), {})
+INFO = RenditionInfo("240p", "video", 500_000, "avc1.42c00d", 426, 240, 15.0)
+
+
+def output(r: redis.Redis, epoch: int, window: int = 3) -> Output:
+    return Output(r, "cam", epoch, window, 30.0, LOG, gop_seconds=0.0)
+
+
+def closed(n: int) -> Closed:
+    start = n * 2_000_000
+    return Closed(
+        start * 9 // 100,
+        [Sample(b"x", 180_000, True)],
+        Mark(start, 1000.0 + n * 2),
+        Mark(start + 2_000_000, 1002.0 + n * 2),
+    )
+
+
+def test_resume_parses_the_state_hash() -> None:
+    assert Resume.parse({}) == Resume(0, 0, None)
+    assert not Resume.parse({}).continues
+    got = Resume.parse({b"msn": b"9", b"disc": b"2", b"epoch": b"3", b"end_us": b"20000000"})
+    assert got == Resume(10, 2, 20_000_000) and got.continues
+
+
+def test_the_resume_point_follows_the_video_renditions() -> None:
+    assert resume_point({"240p": Resume(), "audio": Resume()}, "audio") == 0
+    video_and_audio = {
+        "240p": Resume(5, 0, 8_000_000),
+        "120p": Resume(4, 0, 6_000_000),  # its last write was lost: the newest end wins
+        "audio": Resume(5, 0, 8_010_000),
+    }
+    assert resume_point(video_and_audio, "audio") == 8_000_000
+    assert resume_point({"audio": Resume(3, 0, 6_005_000)}, "audio") == 6_005_000
+
+
+def test_segments_extend_the_window_and_state(redis_sync: redis.Redis) -> None:
+    out = output(redis_sync, 1)
+    out.claim()
+    track = out.track("240p", Resume())
+    track.init = b"init"
+    for n in range(9):
+        track.write(closed(n), INFO)
+    entries = hot.entries(redis_sync, "cam", "240p")
+    assert [e.msn for e in entries] == [2, 3, 4, 5, 6, 7, 8]  # the window of 3, and slack
+    assert redis_sync.get(keys.init("cam", "240p", 1)) == b"init"
+    seg = hot.blob(redis_sync, keys.segment("cam", "240p", 8))
+    assert fmp4.base_decode_time(seg) == 16_000_000 * 9 // 100
+    assert 0 < redis_sync.pttl(keys.segment("cam", "240p", 8)) <= 30_000
+    assert 0 < redis_sync.pttl(keys.init("cam", "240p", 1)) <= 30_000
+    assert hot.state(redis_sync, "cam", "240p") == {
+        "msn": 8,
+        "disc": 0,
+        "epoch": 1,
+        "end_us": 18_000_000,
+    }
+
+
+def test_a_lost_write_marks_the_next_segment_as_a_discontinuity(
+    redis_sync: redis.Redis,
+) -> None:
+    out = output(redis_sync, 1)
+    out.claim()
+    track = out.track("240p", Resume())
+    track.init = b"init"
+    track.write(closed(0), INFO)
+    out.client = redis.Redis(port=1, retry=Retry(NoBackoff(), 0))  # Redis away
+    track.write(closed(1), INFO)
+    out.client = redis_sync
+    track.write(closed(2), INFO)
+    entries = hot.entries(redis_sync, "cam", "240p")
+    assert [(e.msn, e.disc, e.start_us) for e in entries] == [(0, False, 0), (1, True, 4_000_000)]
+    assert hot.state(redis_sync, "cam", "240p")["disc"] == 1
+
+
+def test_an_older_epoch_is_fenced_and_an_equal_one_cannot_rewind(redis_sync: redis.Redis) -> None:
+    new = output(redis_sync, 2)
+    new.claim()
+    old = output(redis_sync, 1)
+    with pytest.raises(Fenced):
+        old.claim()
+    track = new.track("240p", Resume())
+    track.init = b"init"
+    track.write(closed(0), INFO)
+    twin = new.track("240p", Resume())  # a second writer of the same epoch, starting over
+    twin.init = b"init"
+    with pytest.raises(Stale):
+        twin.write(closed(0), INFO)
+    assert [e.msn for e in hot.entries(redis_sync, "cam", "240p")] == [0]
+
+
+def test_the_rendition_list_waits_for_every_expected_rendition(redis_sync: redis.Redis) -> None:
+    out = Output(redis_sync, "cam", 1, 3, 30.0, LOG, gop_seconds=60.0)
+    out.claim()
+    out.catalog.expect(["240p", "120p"])
+    out.catalog.expect(["audio"])
+    out.catalog.ready(INFO)
+    assert redis_sync.get(keys.renditions("cam")) is None
+    audio = RenditionInfo("audio", "audio", 70_000, "mp4a.40.2")
+    low = RenditionInfo("120p", "video", 160_000, "avc1.42c00c", 212, 120, 15.0)
+    out.catalog.ready(audio)
+    out.catalog.ready(low)
+    assert list(hot.renditions(redis_sync, "cam").values()) == [INFO, low, audio]

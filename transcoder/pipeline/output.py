@@ -1,0 +1,203 @@
+"""Writing renditions to Redis, only through the epoch fence (closed segments in, fenced batches out).
+
+Per rendition: the init segment of this writer, each segment with a TTL, the playlist window
+(index) and the state hash that lets a successor continue the media sequence. Every write is one
+fenced batch, so a writer whose epoch was superseded gets `Fenced` instead of writing anything.
+
+Encoders hand segments to one writer thread and never wait on Redis: a slow or restarting Redis
+costs segments (the next one that lands carries a discontinuity), never the encoders' real-time
+pace, which the low-latency feed and the edge's back-pressure limit depend on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from cluster.hot import keys
+from cluster.hot.fence import FencedBatch, run_sync
+from cluster.hot.model import RenditionInfo, SegmentEntry
+from transcoder.pipeline import fmp4
+from transcoder.pipeline.catalog import Catalog
+from transcoder.pipeline.control import Control, spawn
+from transcoder.pipeline.segments import Closed
+
+WRITE_QUEUE = 64  # segments of all renditions waiting for Redis; beyond this they are dropped
+# Entries kept in the index beyond the playlist window, for players a little behind the edge.
+INDEX_SLACK = 4
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where the previous writer of a rendition left off (from its state hash)."""
+
+    msn: int = 0  # the next media sequence number to write
+    disc: int = 0  # discontinuities written so far
+    end_us: int | None = None  # publisher time the previous writer's last segment ended at
+
+    @property
+    def continues(self) -> bool:
+        return self.end_us is not None
+
+    @classmethod
+    def parse(cls, raw: dict[bytes, bytes]) -> Resume:
+        if b"msn" not in raw:
+            return cls()
+        end = raw.get(b"end_us")
+        return cls(int(raw[b"msn"]) + 1, int(raw.get(b"disc", b"0")), int(end) if end else 0)
+
+
+def resume_point(resume: dict[str, Resume], audio: str) -> int:
+    """Publisher time from which a successor outputs: where the previous writer stopped.
+
+    Taken from the video renditions when there are any (audio segments end up to an AAC frame
+    off the grid); never before zero, where publishers start their clocks (earlier timestamps
+    are encoder priming).
+    """
+    video = [r.end_us for n, r in resume.items() if n != audio and r.end_us is not None]
+    ends = video or [r.end_us for n, r in resume.items() if n == audio and r.end_us is not None]
+    return max([0, *ends])
+
+
+class Output:
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream: str,
+        epoch: int,
+        hls_window: int,
+        segment_ttl: float,
+        log: logging.LoggerAdapter[Any],
+        gop_seconds: float = 2.0,
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.epoch = epoch
+        self.keep = hls_window + INDEX_SLACK
+        self.ttl_ms = max(1, int(segment_ttl * 1000))
+        self.log = log
+        self.catalog = Catalog(stream, self.ttl_ms, gop_seconds, self.run, log)
+        self._queue: queue.Queue[tuple[TrackOutput, Closed, RenditionInfo]] = queue.Queue(
+            WRITE_QUEUE
+        )
+
+    def start(self, control: Control) -> threading.Thread:
+        """Start the writer thread that `TrackOutput.submit` feeds."""
+
+        def loop() -> None:
+            while (item := control.get(self._queue)) is not None:
+                track, closed, info = item
+                try:
+                    track.write(closed, info)
+                finally:
+                    self._queue.task_done()
+
+        return spawn("redis-writer", control, self.log, loop)
+
+    def enqueue(self, track: TrackOutput, closed: Closed, info: RenditionInfo) -> bool:
+        try:
+            self._queue.put_nowait((track, closed, info))
+            return True
+        except queue.Full:
+            return False
+
+    def idle(self) -> bool:
+        return self._queue.unfinished_tasks == 0
+
+    def run(self, batch: FencedBatch) -> None:
+        run_sync(self.client, batch, keys.epoch(self.stream), self.epoch)
+
+    def claim(self) -> None:
+        """Raise the stored epoch to ours with no other write: from this moment on any older
+        writer (a paused predecessor) is fenced, even before we have media to write."""
+        self.run(FencedBatch())
+
+    def resume(self, names: list[str]) -> dict[str, Resume]:
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(keys.state(self.stream, name))
+        return {name: Resume.parse(raw) for name, raw in zip(names, pipe.execute(), strict=True)}
+
+    def track(self, name: str, resume: Resume) -> TrackOutput:
+        return TrackOutput(self, name, resume)
+
+
+class TrackOutput:
+    """One rendition's writer: numbering, discontinuities, and the batch per segment."""
+
+    def __init__(self, out: Output, name: str, resume: Resume) -> None:
+        self.out = out
+        self.name = name
+        self.msn = resume.msn
+        self.disc = resume.disc
+        # The first segment after another writer (or after a lost write) is a discontinuity.
+        self.disc_pending = resume.continues
+        self.init: bytes | None = None
+        self.init_written = False
+        self.dropped = 0  # segments the writer could not take; counted by the encoder thread
+        self._dropped_seen = 0
+        s = out.stream
+        self.k_init = keys.init(s, name, out.epoch)
+        self.k_index = keys.index(s, name)
+        self.k_state = keys.state(s, name)
+
+    def submit(self, closed: Closed, info: RenditionInfo) -> None:
+        """Hand a segment to the writer thread without waiting (encoder threads)."""
+        if not self.out.enqueue(self, closed, info):
+            self.dropped += 1
+            self.out.log.warning("%s: redis writes backed up; segment dropped", self.name)
+
+    def write(self, closed: Closed, info: RenditionInfo) -> None:
+        """Write one segment now; raises Fenced or Stale, survives Redis being away."""
+        out = self.out
+        if self.dropped != self._dropped_seen:
+            self._dropped_seen = self.dropped
+            self.disc_pending = True
+        body = fmp4.media_segment(self.msn + 1, closed.base_dts, closed.samples)
+        disc = self.disc + (1 if self.disc_pending else 0)
+        entry = SegmentEntry(
+            msn=self.msn,
+            duration=round(closed.duration, 6),
+            epoch=out.epoch,
+            start_us=closed.start.t_us,
+            end_us=closed.end.t_us,
+            pdt=round(closed.start.wall, 3),
+            disc=self.disc_pending,
+        )
+        batch = FencedBatch().guard_hash_below(self.k_state, "msn", self.msn)
+        if not self.init_written:
+            assert self.init is not None, "the init segment precedes the first segment"
+            batch.set(self.k_init, self.init, out.ttl_ms)
+        state: dict[str, str | int | float] = {
+            "msn": self.msn,
+            "disc": disc,
+            "epoch": out.epoch,
+            "end_us": closed.end.t_us,
+        }
+        (
+            batch.set(keys.segment(out.stream, self.name, self.msn), body, out.ttl_ms)
+            .rpush(self.k_index, entry.to_json())
+            .ltrim(self.k_index, -out.keep, -1)
+            .hset(self.k_state, state)
+            # The init and the rendition list must outlive the newest segment that needs them.
+            .pexpire(self.k_init, out.ttl_ms)
+            .pexpire(keys.renditions(out.stream), out.ttl_ms)
+            .publish(keys.events(out.stream, self.name), str(self.msn))
+        )
+        try:
+            out.run(batch)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # Keep encoding: the segment is lost, and the next one that lands marks the hole.
+            out.log.warning("%s: segment %d not written: %s", self.name, self.msn, exc)
+            self.disc_pending = True
+            return
+        self.msn += 1
+        self.disc = disc
+        self.disc_pending = False
+        self.init_written = True
+        out.catalog.ready(info)

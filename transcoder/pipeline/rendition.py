@@ -1,0 +1,125 @@
+"""One video rendition: decided frames in, x264 segments written to Redis out (its own thread).
+
+Encoding releases the GIL, so one thread per rendition uses the cores. Each thread owns its
+VideoReformatter: `VideoFrame.reformat()` caches one scaler on the shared source frame, and
+several threads using it at once deadlocked.
+"""
+
+from __future__ import annotations
+
+import queue
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+from av.video.codeccontext import VideoCodecContext
+from av.video.frame import VideoFrame
+from av.video.reformatter import Interpolation, VideoReformatter
+
+from cluster.hot.model import RenditionInfo
+from cluster.ladder import Rung
+from transcoder.pipeline import avc, fmp4
+from transcoder.pipeline.context import Context
+from transcoder.pipeline.control import End
+from transcoder.pipeline.segments import Closed, Mark, Segmenter
+
+TIME_BASE = Fraction(1, 90_000)  # the usual MP4 video timescale
+FRAME_QUEUE = 16  # decoded frames are large; back-pressure reaches the decoder soon
+VBV_PEAK = 1.2  # maxrate over the average bitrate
+MUX_OVERHEAD = 1.1  # fMP4 boxes and slack, for the advertised BANDWIDTH
+
+
+def open_encoder(rung: Rung, width: int, height: int, preset: str, fps: int) -> VideoCodecContext:
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
+    enc.time_base = TIME_BASE
+    enc.framerate = Fraction(fps)
+    enc.bit_rate = rung.video_kbps * 1000
+    peak = int(rung.video_kbps * VBV_PEAK)
+    enc.options = {
+        "preset": preset,
+        # No lookahead, no B-frames: a frame leaves the encoder as soon as it went in (about
+        # 13 frames earlier than default x264), and dts == pts, so no composition offsets.
+        "tune": "zerolatency",
+        "forced-idr": "1",
+        # Keyframes only where we force them (the grid): no scene cuts, no keyint of its own.
+        "x264-params": f"scenecut=0:keyint=infinite:bframes=0:vbv-maxrate={peak}:vbv-bufsize={peak}",
+    }
+    return enc
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A frame every rendition encodes: publisher time, keyframe decision, wall-clock estimate."""
+
+    t_us: int
+    frame: VideoFrame
+    key: bool
+    wall: float
+
+
+class Rendition:
+    def __init__(self, ctx: Context, rung: Rung, width: int, height: int) -> None:
+        self.ctx = ctx
+        self.name = rung.name
+        self.rung = rung
+        self.width, self.height = width, height
+        self.queue: queue.Queue[Decided | End] = queue.Queue(FRAME_QUEUE)
+        self.out = ctx.output.track(rung.name, ctx.resume_for(rung.name))
+        self.segmenter = Segmenter()
+        self.marks: dict[int, Mark] = {}  # pts of a forced keyframe -> its segment boundary
+        self.codecs = ""
+        self.info: RenditionInfo | None = None
+
+    def run(self) -> None:
+        ladder, control = self.ctx.ladder, self.ctx.control
+        encoder = open_encoder(self.rung, self.width, self.height, ladder.preset, ladder.fps)
+        scaler = VideoReformatter()
+        while (item := control.get(self.queue)) is not None and not isinstance(item, End):
+            src = item.frame
+            frame = scaler.reformat(
+                src, self.width, self.height, "yuv420p", interpolation=Interpolation.BICUBIC
+            )
+            if frame is not src:  # reformat hands back the shared frame when nothing changes
+                frame.pts, frame.time_base, frame.pict_type = src.pts, src.time_base, src.pict_type
+            if item.key and src.pts is not None:
+                self.marks[src.pts] = Mark(item.t_us, item.wall)
+            for packet in encoder.encode(frame):
+                self._packet(packet)
+                if control.stopped.is_set():
+                    return
+        # On END or a halt the segment in progress is dropped: it has no end yet.
+
+    def _packet(self, packet: av.Packet[Any]) -> None:
+        if packet.pts is None or packet.dts is None:
+            return
+        nals = avc.split_annexb(bytes(packet))
+        if packet.is_keyframe and self.out.init is None:
+            params = avc.ParameterSets.find(nals)
+            if params is None:
+                raise RuntimeError("the first keyframe from x264 carries no SPS/PPS")
+            track = fmp4.VideoTrack(self.width, self.height, params.avcc())
+            self.out.init = fmp4.init_segment(track)
+            self.codecs = params.codecs()
+        cut = self.marks.pop(packet.pts, None) if packet.is_keyframe else None
+        closed = self.segmenter.add(
+            packet.dts, packet.pts, avc.to_sample(nals), packet.is_keyframe, cut
+        )
+        if closed is not None:
+            self._write(closed)
+
+    def _write(self, closed: Closed) -> None:
+        if self.info is None:
+            ladder = self.ctx.ladder
+            fps = min(float(ladder.fps), len(closed.samples) / max(closed.duration, 1e-3))
+            self.info = RenditionInfo(
+                name=self.name,
+                kind="video",
+                bandwidth=int(self.rung.video_kbps * 1000 * VBV_PEAK * MUX_OVERHEAD),
+                codecs=self.codecs,
+                width=self.width,
+                height=self.height,
+                fps=round(fps, 3),
+            )
+        self.out.submit(closed, self.info)
