@@ -88,6 +88,8 @@ class Workers:
             hls_window=s.hls_window,
             segment_ttl=s.segment_ttl,
             link_connect_timeout=s.link_connect_timeout,
+            log_level=s.log_level,
+            log_json=s.log_json,
         )
         proc = self.ctx.Process(
             target=run_worker,
@@ -114,7 +116,9 @@ class Workers:
             del self.running[worker.stream]
         key = (worker.stream, worker.epoch)
         if code == 0 or worker.stopping:
-            self._attempts[key] = RESTARTS  # a clean end (EOS, superseded, fenced) is final
+            # 0: EOS, superseded, fenced or stopped; final. Others (link refused, edge or Redis
+            # unreachable, a crash) are retried a few times before failover takes over.
+            self._attempts[key] = RESTARTS
         else:
             self._not_before[key] = time.monotonic() + RESTART_DELAY
             asyncio.get_running_loop().call_later(
