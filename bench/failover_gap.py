@@ -27,6 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cluster.ladder import ladder
 from zoocast.harness.viewer import HlsFollower, gaps
 from zoocast.local.demo import api
 from zoocast.local.servers import free_port
@@ -80,12 +81,7 @@ def trial(
         # Restart the killed transcoder so every trial starts from three.
         cluster.children.remove(cluster.child(victim))
         cluster.spawn("transcoder", victim, http_port=free_port(), media_port=free_port())
-        return {
-            "content_gap": g.content_gap,
-            "stall": g.stall,
-            "detect": moved_at - killed_at,
-            "segment": gop,
-        }
+        return {"content_gap": g.content_gap, "stall": g.stall, "detect": moved_at - killed_at}
     finally:
         pub.terminate()
         pub.wait(10)
@@ -135,7 +131,7 @@ def main() -> int:
     gap = [r["content_gap"] for r in results]
     stall = [r["stall"] for r in results]
     detect = [r["detect"] for r in results]
-    seg = results[0]["segment"] if results else args.gop
+    seg = ladder(args.ladder).gop_seconds
     print(f"\n{len(results)} trials, logs in {root}/logs")
     print(
         f"content gap : {_pct(gap)}  (x segment duration {seg:.1f} s: p50 {statistics.median(gap) / seg:.2f}x)"

@@ -45,6 +45,9 @@ class Settings:
     hls_window: int = 6  # segments in a media playlist
     segment_ttl: float = 120.0  # seconds a segment stays in Redis
     gop_cache_seconds: float = 30.0  # cap on what an edge replays to a new transcoder
+    # What a successor may need: the frames its predecessor had not packaged yet, up to one
+    # segment back, which can reach past the publisher's latest keyframe.
+    gop_cache_min_seconds: float = 4.0
     gop_cache_bytes: int = 64 * 1024 * 1024
     placement_wait: float = 10.0  # how long a new publisher waits for a transcoder
     link_connect_timeout: float = 2.0  # transcoder -> edge media link

@@ -84,7 +84,11 @@ class PublishSession:
         self.log = stream_logger(log, stream)
         self.relay = StreamRelay(
             stream,
-            GopCache(owner.settings.gop_cache_bytes, owner.settings.gop_cache_seconds),
+            GopCache(
+                owner.settings.gop_cache_bytes,
+                owner.settings.gop_cache_seconds,
+                owner.settings.gop_cache_min_seconds,
+            ),
             self._report_broken,
         )
         self.payload = Publisher(

@@ -57,3 +57,26 @@ def test_a_too_long_gop_is_dropped() -> None:
     assert len(c.snapshot()[1]) == 2
     c.add(_v(1_100_000))
     assert c.snapshot()[1] == []
+
+
+def test_keeps_an_older_keyframe_to_cover_the_minimum_window() -> None:
+    # Keyframes every second; a successor may need frames up to a segment (here 2 s) back.
+    c = GopCache(max_bytes=1 << 20, max_seconds=30, min_seconds=2)
+    c.codec(CodecConfig(0, "video", "h264", b"avcc", "avcc"))
+    for i in range(0, 60):
+        t = i * 100_000
+        c.add(_v(t, key=i % 10 == 0))
+    # Newest is 5.9 s: the latest keyframe at least 2 s older is 3.0 s.
+    pkts = c.snapshot()[1]
+    assert pkts[0].keyframe and pkts[0].dts_us == 3_000_000
+    assert pkts[-1].dts_us == 5_900_000 and len(pkts) == 30
+
+
+def test_the_byte_bound_drops_old_gops_before_giving_up() -> None:
+    c = GopCache(max_bytes=250, max_seconds=30, min_seconds=10)
+    c.codec(CodecConfig(0, "video", "h264", b"avcc", "avcc"))
+    for i in range(30):
+        c.add(_v(i * 100_000, key=i % 10 == 0, size=10))
+    # 300 bytes wanted for the 10 s window; 250 allowed: the first GOP goes.
+    pkts = c.snapshot()[1]
+    assert pkts[0].dts_us == 1_000_000 and c.size == 200
