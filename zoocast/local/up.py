@@ -153,7 +153,9 @@ def run_up(
         root, http_port=http_port, rtmp_port=rtmp_port, ladder=ladder, transcoders=transcoders
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Explicit for SIGINT too: a process started in the background inherits SIGINT ignored.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         try:
             cluster.start()
@@ -178,8 +180,6 @@ def run_up(
         while not stop.is_set():
             cluster.check_children()
             stop.wait(1.0)
-    except KeyboardInterrupt:
-        pass
     finally:
         print("zoocast up: stopping", file=sys.stderr)
         cluster.stop()
