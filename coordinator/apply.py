@@ -64,18 +64,31 @@ async def apply(
     zk: ZkBridge, changes: Sequence[Change], known_dirs: frozenset[str], committed: Committed
 ) -> list[Change]:
     """Write `changes`; `committed` is called for each one that took. Returns the ones that lost."""
-    for node in {c.dst for c in changes if c.dst is not None} - known_dirs:
-        try:
-            await zk.create(zk.paths.node_assignments(node))
-        except ZkNodeExists:
-            pass
+    # Transcoders create their own directory before registering; this covers one that did not.
+    await asyncio.gather(
+        *(_ensure_dir(zk, n) for n in {c.dst for c in changes if c.dst is not None} - known_dirs)
+    )
     sent: list[asyncio.Task[list[Change]]] = []
     for batch in batches(zk.paths, changes):
         sent.append(asyncio.create_task(_commit(zk, batch, committed)))
         # Let it go out now: ZooKeeper applies this batch while we encode the next one.
         await asyncio.sleep(0)
     results = await asyncio.gather(*sent)
-    return [change for lost in results for change in lost]
+    lost = [change for item in results for change in item]
+    # One line per decision, written once every batch has gone out: formatting a thousand
+    # lines between batches would hold the GIL that kazoo's thread needs to send them.
+    gone = {id(change) for change in lost}
+    for change in changes:
+        if id(change) not in gone:
+            _log(change)
+    return lost
+
+
+async def _ensure_dir(zk: ZkBridge, node: str) -> None:
+    try:
+        await zk.create(zk.paths.node_assignments(node))
+    except ZkNodeExists:
+        pass
 
 
 async def _commit(
@@ -93,7 +106,6 @@ async def _commit(
     zxid = next((r.mzxid for r in results if isinstance(r, Stat)), None)
     for change, _ in batch:
         committed(change, zxid)
-        _log(change)
     return []
 
 

@@ -62,10 +62,14 @@ def test_every_stream_of_a_dead_node_moves_exactly_once() -> None:
 
     dead = without_node(snap, "b")
     changes = reconcile(dead)
-    assert sorted(c.stream for c in changes) == sorted(victims)
-    for change in changes:
+    moves, cleanup = changes[: len(victims)], changes[len(victims) :]
+    assert sorted(c.stream for c in moves) == sorted(victims)
+    # The dead node's assignments are deleted after every move, not as part of one.
+    assert sorted(c.stream for c in cleanup) == sorted(victims)
+    assert all(c.placement is None and c.unassign == ("b",) for c in cleanup)
+    for change in moves:
         assert change.src == "b" and change.dst in {"a", "c"}
-        assert change.unassign == ("b",)
+        assert change.unassign == ()
         assert change.placement is not None and change.placement.epoch == 2
         assert change.placement.history[0].src == "b"
         assert change.placement.reason == "transcoder b gone"
@@ -79,10 +83,10 @@ def test_every_stream_of_a_dead_node_moves_exactly_once() -> None:
 def test_dead_node_without_room_elsewhere_waits_then_is_placed() -> None:
     snap = settled(cluster([node("a", 1), node("b", 1)], ["s1", "s2"]))
     dead = without_node(snap, "a")
-    (change,) = reconcile(dead)
+    change, cleanup = reconcile(dead)
     assert change.placement is not None
     assert change.placement.state == "waiting" and change.dst is None
-    assert change.unassign == ("a",)
+    assert change.unassign == () and (cleanup.placement, cleanup.unassign) == (None, ("a",))
     waiting = settled(dead)
     grown = dataclasses.replace(waiting, transcoders={**waiting.transcoders, "c": node("c", 1)})
     (change,) = reconcile(grown)
