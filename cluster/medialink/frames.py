@@ -12,6 +12,13 @@ One TCP connection per stream and direction. Every frame is
     KEYREQ  6  empty                                     subscriber -> source: please send a keyframe
     ERROR   7  JSON {"error", "detail"}                  the sender is closing; why
 
+Both directions of a worker's link carry media. Edge -> worker: the publisher's tracks (CODEC,
+PACKET, EOS). Worker -> edge, after ACCEPT: the low-latency feed for WebRTC viewers, as CODEC
+and PACKET frames of its own tracks (FEED_VIDEO: H.264 constrained baseline, Annex-B, SPS/PPS
+before every IDR, no B-frames, the same encode as one HLS rung; FEED_AUDIO: Opus, 48 kHz, 20 ms
+packets). KEYREQ travels against the media: the edge asks the worker for an IDR on the feed (a
+new viewer, a viewer's PLI), the worker asks the edge (which may ask the publisher).
+
 Timestamps are microseconds on the publisher's clock; flags bit 0 = keyframe, bit 1 = from the
 GOP cache (replayed, not live). A frame longer than MAX_FRAME is a protocol error: the reader stops
 instead of buffering without bound.
@@ -34,6 +41,10 @@ _PACKET = struct.Struct(">BBqq")
 
 FLAG_KEY = 1
 FLAG_REPLAY = 2
+
+# Track numbers of the worker's low-latency feed (worker -> edge).
+FEED_VIDEO = 0
+FEED_AUDIO = 1
 
 
 class Kind(IntEnum):
