@@ -54,6 +54,10 @@ class Settings:
     rtmp_idle_timeout: float = 30.0  # an RTMP connection silent this long is closed
     rtmp_setup_timeout: float = 10.0  # handshake to publish must finish within this
     worker_pool: int = 2  # warm worker processes a transcoder keeps ready
+    # Addresses an edge announces as ICE host candidates (comma-separated): its public address
+    # behind NAT, 127.0.0.1 on one machine. aioice would otherwise skip loopback.
+    webrtc_hosts: str = "127.0.0.1"
+    stun: str = ""  # STUN servers (comma-separated stun:host:port); none by default
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -69,6 +73,14 @@ class Settings:
                 raise BadRequest(f"{name} must be positive")
         if self.capacity <= 0 or self.hls_window < 3:
             raise BadRequest("capacity must be positive and hls_window at least 3")
+
+    @property
+    def webrtc_host_list(self) -> list[str]:
+        return [h.strip() for h in self.webrtc_hosts.split(",") if h.strip()]
+
+    @property
+    def stun_list(self) -> list[str]:
+        return [s.strip() for s in self.stun.split(",") if s.strip()]
 
     @property
     def http_url(self) -> str:
