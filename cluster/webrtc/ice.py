@@ -25,7 +25,7 @@ def announce_hosts(hosts: Sequence[str]) -> None:
     if not hosts:
         raise ValueError("announce_hosts needs at least one address")
     _hosts = list(hosts)
-    aioice.ice.get_host_addresses = _announced  # type: ignore[assignment]
+    aioice.ice.get_host_addresses = _announced
 
 
 def _announced(use_ipv4: bool, use_ipv6: bool) -> list[str]:
