@@ -29,6 +29,11 @@ def api(
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         raise RuntimeError(f"{method} {path}: {exc.code} {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RuntimeError(
+            f"cannot reach the edge API at {base}: {reason} (is it running? --api)"
+        ) from None
     return json.loads(raw) if raw else None
 
 
