@@ -6,7 +6,7 @@ Both are JSON; `to_json`/`from_json` are the only (de)serialisers. Bump V on inc
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Self
 
 from cluster.errors import BadRequest
@@ -41,6 +41,39 @@ class SegmentEntry:
     start_us: int
     end_us: int
     pdt: float
+    disc: bool = False
+    # LL-HLS: the segment's partial segments, in order, as [duration seconds, independent].
+    # Empty for a writer that cuts no parts; the segment's bytes are these parts joined.
+    parts: list[list[float | bool]] = field(default_factory=list)
+
+    def part_list(self) -> list[PartEntry]:
+        return [
+            PartEntry(self.msn, i, float(d), bool(ind), self.epoch)
+            for i, (d, ind) in enumerate(self.parts)
+        ]
+
+    def to_json(self) -> str:
+        return json.dumps({"v": V, **asdict(self)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Self:
+        entry: Self = _load(cls, data)
+        return entry
+
+
+@dataclass(frozen=True)
+class PartEntry:
+    """A partial segment of the segment still being written (`zc:{s}:{r}:parts`).
+
+    `independent`: it starts with a keyframe. `epoch` names the writer (and its init segment).
+    `disc`: the first part after a new writer took over, before its segment is complete.
+    """
+
+    msn: int
+    index: int
+    duration: float
+    independent: bool
+    epoch: int
     disc: bool = False
 
     def to_json(self) -> str:
