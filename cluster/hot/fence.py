@@ -91,6 +91,9 @@ class FencedBatch:
             flat += [k, str(v)]
         return self._op("HSET", [key], flat)
 
+    def delete(self, key: str) -> FencedBatch:
+        return self._op("DEL", [key], [])
+
     def pexpire(self, key: str, ttl_ms: int) -> FencedBatch:
         return self._op("PEXPIRE", [key], [int(ttl_ms)])
 

@@ -1,8 +1,12 @@
 """Writing renditions to Redis, only through the epoch fence (closed segments in, fenced batches out).
 
-Per rendition: the init segment of this writer, each segment with a TTL, the playlist window
-(index) and the state hash that lets a successor continue the media sequence. Every write is one
-fenced batch, so a writer whose epoch was superseded gets `Fenced` instead of writing anything.
+Per rendition: the init segment of this writer, each LL-HLS part and each segment with a TTL,
+the parts of the segment being written, the playlist window (index) and the state hash that lets
+a successor continue the media sequence. Every write is one fenced batch, so a writer whose epoch
+was superseded gets `Fenced` instead of writing anything.
+
+A part's fMP4 fragment is built once, on the encoder's thread, and the segment it belongs to is
+those fragments joined: a segment is byte for byte its parts.
 
 Encoders hand segments to one writer thread and never wait on Redis: a slow or restarting Redis
 costs segments (the next one that lands carries a discontinuity), never the encoders' real-time
@@ -21,11 +25,11 @@ import redis
 
 from cluster.hot import keys
 from cluster.hot.fence import FencedBatch, run_sync
-from cluster.hot.model import RenditionInfo, SegmentEntry
+from cluster.hot.model import PartEntry, RenditionInfo, SegmentEntry
 from transcoder.pipeline import fmp4
 from transcoder.pipeline.catalog import Catalog
 from transcoder.pipeline.control import Control, spawn
-from transcoder.pipeline.segments import Closed
+from transcoder.pipeline.segments import Closed, Part
 
 WRITE_QUEUE = 64  # segments of all renditions waiting for Redis; beyond this they are dropped
 # Entries kept in the index beyond the playlist window, for players a little behind the edge.
@@ -82,26 +86,26 @@ class Output:
         self.ttl_ms = max(1, int(segment_ttl * 1000))
         self.log = log
         self.catalog = Catalog(stream, self.ttl_ms, gop_seconds, self.run, log)
-        self._queue: queue.Queue[tuple[TrackOutput, Closed, RenditionInfo]] = queue.Queue(
-            WRITE_QUEUE
-        )
+        self._queue: queue.Queue[_Write] = queue.Queue(WRITE_QUEUE)
 
     def start(self, control: Control) -> threading.Thread:
         """Start the writer thread that `TrackOutput.submit` feeds."""
 
         def loop() -> None:
             while (item := control.get(self._queue)) is not None:
-                track, closed, info = item
                 try:
-                    track.write(closed, info)
+                    if isinstance(item, _PartWrite):
+                        item.track.write_part(item.part, item.body)
+                    else:
+                        item.track.write(item.closed, item.info, item.body)
                 finally:
                     self._queue.task_done()
 
         return spawn("redis-writer", control, self.log, loop)
 
-    def enqueue(self, track: TrackOutput, closed: Closed, info: RenditionInfo) -> bool:
+    def enqueue(self, item: _Write) -> bool:
         try:
-            self._queue.put_nowait((track, closed, info))
+            self._queue.put_nowait(item)
             return True
         except queue.Full:
             return False
@@ -123,16 +127,38 @@ class Output:
             pipe.hgetall(keys.state(self.stream, name))
         return {name: Resume.parse(raw) for name, raw in zip(names, pipe.execute(), strict=True)}
 
-    def track(self, name: str, resume: Resume) -> TrackOutput:
-        return TrackOutput(self, name, resume)
+    def track(self, name: str, resume: Resume, timescale: int = 90_000) -> TrackOutput:
+        return TrackOutput(self, name, resume, timescale)
+
+
+@dataclass(frozen=True)
+class _PartWrite:
+    track: TrackOutput
+    part: Part
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _SegmentWrite:
+    track: TrackOutput
+    closed: Closed
+    info: RenditionInfo
+    body: bytes | None  # the parts' fragments joined; None: build it from the samples
+
+
+_Write = _PartWrite | _SegmentWrite
 
 
 class TrackOutput:
-    """One rendition's writer: numbering, discontinuities, and the batch per segment."""
+    """One rendition's writer: numbering, discontinuities, and the batch per part and segment."""
 
-    def __init__(self, out: Output, name: str, resume: Resume) -> None:
+    def __init__(self, out: Output, name: str, resume: Resume, timescale: int = 90_000) -> None:
         self.out = out
         self.name = name
+        self.timescale = timescale
+        # Encoder thread only: fragment numbering and the fragments of the segment in progress.
+        self._fragments = 0
+        self._open: list[bytes] = []
         self.msn = resume.msn
         self.disc = resume.disc
         # The first segment after another writer (or after a lost write) is a discontinuity.
@@ -145,20 +171,68 @@ class TrackOutput:
         self.k_init = keys.init(s, name, out.epoch)
         self.k_index = keys.index(s, name)
         self.k_state = keys.state(s, name)
+        self.k_parts = keys.parts(s, name)
+
+    def submit_part(self, part: Part) -> None:
+        """Hand a part to the writer thread without waiting (encoder threads)."""
+        self._fragments += 1
+        body = fmp4.media_segment(self._fragments, part.base_dts, part.samples)
+        self._open.append(body)
+        if not self.out.enqueue(_PartWrite(self, part, body)):
+            self.out.log.warning("%s: redis writes backed up; part dropped", self.name)
 
     def submit(self, closed: Closed, info: RenditionInfo) -> None:
         """Hand a segment to the writer thread without waiting (encoder threads)."""
-        if not self.out.enqueue(self, closed, info):
+        fragments, self._open = self._open, []
+        body = b"".join(fragments) if closed.parts and len(fragments) == len(closed.parts) else None
+        if not self.out.enqueue(_SegmentWrite(self, closed, info, body)):
             self.dropped += 1
             self.out.log.warning("%s: redis writes backed up; segment dropped", self.name)
 
-    def write(self, closed: Closed, info: RenditionInfo) -> None:
+    def write_part(self, part: Part, body: bytes) -> None:
+        """Publish one part of the segment being written; a part that cannot be written is
+        skipped (its segment will still be whole)."""
+        out = self.out
+        entry = PartEntry(
+            msn=self.msn,
+            index=part.index,
+            duration=round(part.ticks / self.timescale, 6),
+            independent=part.independent,
+            epoch=out.epoch,
+            disc=self.disc_pending and part.index == 0,
+        )
+        batch = FencedBatch().guard_hash_below(self.k_state, "msn", self.msn)
+        if part.index == 0:
+            batch.delete(self.k_parts)  # any predecessor's unfinished parts go
+        self._init_into(batch)
+        (
+            batch.set(
+                keys.part(out.stream, self.name, out.epoch, self.msn, part.index), body, out.ttl_ms
+            )
+            .rpush(self.k_parts, entry.to_json())
+            .pexpire(self.k_parts, out.ttl_ms)
+            .publish(keys.events(out.stream, self.name), f"{self.msn}.{part.index}")
+        )
+        try:
+            out.run(batch)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            out.log.warning("%s: part %d.%d not written: %s", self.name, self.msn, part.index, exc)
+            return
+        self.init_written = True
+
+    def _init_into(self, batch: FencedBatch) -> None:
+        if not self.init_written:
+            assert self.init is not None, "the init segment precedes the first media"
+            batch.set(self.k_init, self.init, self.out.ttl_ms)
+
+    def write(self, closed: Closed, info: RenditionInfo, body: bytes | None = None) -> None:
         """Write one segment now; raises Fenced or Stale, survives Redis being away."""
         out = self.out
         if self.dropped != self._dropped_seen:
             self._dropped_seen = self.dropped
             self.disc_pending = True
-        body = fmp4.media_segment(self.msn + 1, closed.base_dts, closed.samples)
+        if body is None:
+            body = fmp4.media_segment(self.msn + 1, closed.base_dts, closed.samples)
         disc = self.disc + (1 if self.disc_pending else 0)
         entry = SegmentEntry(
             msn=self.msn,
@@ -168,11 +242,10 @@ class TrackOutput:
             end_us=closed.end.t_us,
             pdt=round(closed.start.wall, 3),
             disc=self.disc_pending,
+            parts=[[round(p.ticks / self.timescale, 6), p.independent] for p in closed.parts],
         )
         batch = FencedBatch().guard_hash_below(self.k_state, "msn", self.msn)
-        if not self.init_written:
-            assert self.init is not None, "the init segment precedes the first segment"
-            batch.set(self.k_init, self.init, out.ttl_ms)
+        self._init_into(batch)
         state: dict[str, str | int | float] = {
             "msn": self.msn,
             "disc": disc,
@@ -183,6 +256,7 @@ class TrackOutput:
             batch.set(keys.segment(out.stream, self.name, self.msn), body, out.ttl_ms)
             .rpush(self.k_index, entry.to_json())
             .ltrim(self.k_index, -out.keep, -1)
+            .delete(self.k_parts)  # its parts are listed in its entry now
             .hset(self.k_state, state)
             # The init and the rendition list must outlive the newest segment that needs them.
             .pexpire(self.k_init, out.ttl_ms)

@@ -12,12 +12,12 @@ from redis.retry import Retry
 from cluster.errors import Fenced
 from cluster.hot import keys
 from cluster.hot.fence import Stale
-from cluster.hot.model import RenditionInfo
+from cluster.hot.model import PartEntry, RenditionInfo
 from tests.transcoder.pipeline import hot
 from transcoder.pipeline import fmp4
 from transcoder.pipeline.fmp4 import Sample
-from transcoder.pipeline.output import Output, Resume, resume_point
-from transcoder.pipeline.segments import Closed, Mark
+from transcoder.pipeline.output import Output, Resume, _PartWrite, _SegmentWrite, resume_point
+from transcoder.pipeline.segments import Closed, Mark, Part, Segmenter
 
 LOG = logging.LoggerAdapter(logging.getLogger("test"), {})
 INFO = RenditionInfo("240p", "video", 500_000, "avc1.42c00d", 426, 240, 15.0)
@@ -122,3 +122,61 @@ def test_the_rendition_list_waits_for_every_expected_rendition(redis_sync: redis
     out.catalog.ready(audio)
     out.catalog.ready(low)
     assert list(hot.renditions(redis_sync, "cam").values()) == [INFO, low, audio]
+
+
+def test_parts_are_published_then_joined_into_their_segment(redis_sync: redis.Redis) -> None:
+    seg = Segmenter(part_ticks=45_000)
+    out = output(redis_sync, 4)
+    out.claim()
+    track = out.track("240p", Resume())
+    track.init = b"init"
+    pubsub = redis_sync.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys.events("cam", "240p"))
+    for i in range(61):  # one 2 s segment of 30 fps, closed by the next one's first frame
+        mark = Mark(i * 1_000_000 // 30, 1000.0) if i % 60 == 0 else None
+        done = seg.add(i * 3000, i * 3000, bytes([i]) * 10, i % 60 == 0, mark)
+        for part in seg.take_parts():
+            track.submit_part(part)
+            item = out._queue.get_nowait()  # the writer thread's work, done here in order
+            assert isinstance(item, _PartWrite)
+            track.write_part(item.part, item.body)
+            if part.index == 1:  # mid-segment: the open parts are listed, the segment is not
+                listed = [
+                    PartEntry.from_json(x)
+                    for x in redis_sync.lrange(keys.parts("cam", "240p"), 0, -1)
+                ]
+                assert [(p.msn, p.index, p.duration, p.independent) for p in listed] == [
+                    (0, 0, 0.5, True), (0, 1, 0.5, False)
+                ]  # fmt: skip
+                assert hot.entries(redis_sync, "cam", "240p") == []
+        if done is not None:
+            track.submit(done, INFO)
+            item = out._queue.get_nowait()
+            assert isinstance(item, _SegmentWrite) and item.body is not None
+            track.write(item.closed, item.info, item.body)
+    parts = [hot.blob(redis_sync, keys.part("cam", "240p", 4, 0, i)) for i in range(4)]
+    assert hot.blob(redis_sync, keys.segment("cam", "240p", 0)) == b"".join(parts)
+    (entry,) = hot.entries(redis_sync, "cam", "240p")
+    assert entry.parts == [[0.5, True], [0.5, False], [0.5, False], [0.5, False]]
+    assert redis_sync.llen(keys.parts("cam", "240p")) == 0  # listed in the entry now
+    events: list[str] = []
+    for _ in range(50):  # an ignored subscribe confirmation also reads as None
+        if len(events) == 5:
+            break
+        msg = pubsub.get_message(timeout=0.05)
+        if msg is not None:
+            events.append(msg["data"].decode())
+    assert events == ["0.0", "0.1", "0.2", "0.3", "0"]
+    pubsub.close()
+
+
+def test_a_fenced_writer_cannot_publish_parts(redis_sync: redis.Redis) -> None:
+    old, new = output(redis_sync, 1), output(redis_sync, 2)
+    old.claim()
+    track = old.track("240p", Resume())
+    track.init = b"init"
+    new.claim()
+    part = Part(0, 0, [Sample(b"x", 3000, True)])
+    with pytest.raises(Fenced):
+        track.write_part(part, b"fragment")
+    assert redis_sync.exists(keys.part("cam", "240p", 1, 0, 0), keys.parts("cam", "240p")) == 0
