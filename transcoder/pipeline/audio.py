@@ -1,4 +1,5 @@
-"""The audio rendition: AAC or Opus packets in, AAC segments (48 kHz stereo) in Redis out.
+"""The audio rendition: AAC or Opus packets in, AAC segments (48 kHz stereo) in Redis and Opus
+for the low-latency feed out.
 
 One thread decodes, resamples, encodes and packages. It waits for the video chain to fix the
 origin (when the stream has video) so that audio segments start and end on the same grid
@@ -23,6 +24,7 @@ from cluster.medialink.frames import CodecConfig, MediaPacket
 from transcoder.pipeline import fmp4
 from transcoder.pipeline.context import AUDIO, MICROS, Context
 from transcoder.pipeline.control import POLL, End, spawn
+from transcoder.pipeline.opus import OpusFeed
 from transcoder.pipeline.segments import Mark, Segmenter
 from transcoder.pipeline.timing import US, AudioClock, Grid
 
@@ -90,6 +92,7 @@ class AudioChain:
         self._chunks = 0  # AAC frames into the encoder
         self._encoded = 0  # AAC frames out of the encoder
         self._prev_us: int | None = None
+        self.opus = OpusFeed(ctx.feed) if ctx.feed is not None else None
 
     def start(self) -> None:
         self.threads.append(spawn("audio", self.ctx.control, self.ctx.log, self._run))
@@ -165,14 +168,14 @@ class AudioChain:
         if not fit.keep:
             return
         if fit.silence:
-            self._fifo.write(silence(fit.silence))
+            self._put(silence(fit.silence), clock)
             clock.advance(fit.silence)
         if self._resampler is None:
             self._resampler = av.AudioResampler(format=FORMAT, layout=LAYOUT, rate=RATE)
         frame.pts = None  # our clock stamps the output; the FIFO would check input continuity
         for out in self._resampler.resample(frame):
             out.pts = None
-            self._fifo.write(out)
+            self._put(out, clock)
             clock.advance(out.samples)
         while self._fifo.samples >= FRAME:
             chunk = self._fifo.read(FRAME)
@@ -182,6 +185,12 @@ class AudioChain:
             self._chunks += 1
             for packet in self.encoder.encode(chunk):
                 self._encoded_packet(bytes(packet), clock, grid)
+
+    def _put(self, samples: AudioFrame, clock: AudioClock) -> None:
+        """Samples on the output timeline go to AAC (HLS) and, as Opus, to the feed."""
+        self._fifo.write(samples)
+        if self.opus is not None:
+            self.opus.write(samples, clock)
 
     def _encoded_packet(self, data: bytes, clock: AudioClock, grid: Grid) -> None:
         # AAC frames are stamped by count; the encoder's one-frame priming delay is ignored

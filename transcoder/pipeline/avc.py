@@ -73,3 +73,15 @@ class ParameterSets:
     def codecs(self) -> str:
         """RFC 6381 name: profile_idc, constraint flags and level_idc straight from the SPS."""
         return f"avc1.{self.sps[1]:02x}{self.sps[2]:02x}{self.sps[3]:02x}"
+
+
+START_CODE = b"\x00\x00\x00\x01"
+
+
+def with_parameter_sets(data: bytes, nals: list[bytes], params: ParameterSets | None) -> bytes:
+    """An Annex-B access unit with SPS and PPS in front of its IDR: a WebRTC viewer may start
+    decoding at any IDR and has no out-of-band parameter sets."""
+    types = {nal_type(n) for n in nals}
+    if NAL_IDR not in types or {NAL_SPS, NAL_PPS} <= types or params is None:
+        return data
+    return START_CODE + params.sps + START_CODE + params.pps + data

@@ -1,4 +1,4 @@
-"""What the threads of one worker share: settings, the stop switch, the output and the timeline."""
+"""What the threads of one worker share: settings, the stop switch, the outputs and the timeline."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 from cluster.ladder import Ladder
 from transcoder.pipeline.control import Control
+from transcoder.pipeline.feed import Feed
+from transcoder.pipeline.keyreq import KeyRequests
 from transcoder.pipeline.output import Output, Resume, resume_point
 from transcoder.pipeline.timing import Grid, WallClock
 
@@ -49,6 +51,8 @@ class Context:
     resume: dict[str, Resume]
     log: logging.LoggerAdapter[Any]
     clock: WallClock = field(default_factory=WallClock)
+    keys: KeyRequests = field(default_factory=KeyRequests)  # IDRs the edge asked for
+    feed: Feed | None = None  # the low-latency feed, once the link is up
     origin: Origin = field(init=False)
     resume_us: int = field(init=False)  # publisher time from which to output
 

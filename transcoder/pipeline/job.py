@@ -36,6 +36,8 @@ from transcoder.pipeline.control import (
     REDIS_UNAVAILABLE,
     Control,
 )
+from transcoder.pipeline.feed import Feed
+from transcoder.pipeline.keyreq import KEY_INTERVAL, KeyRequests
 from transcoder.pipeline.link import Link, LinkRefused
 from transcoder.pipeline.output import Output, Resume
 from transcoder.pipeline.parent import Alive, flush_logs, parent_pipe, watch_parent
@@ -60,6 +62,7 @@ class Job:
     hls_window: int = 6
     segment_ttl: float = 120.0  # seconds
     link_connect_timeout: float = 2.0
+    feed_key_interval: float = KEY_INTERVAL  # at most one IDR forced on the WebRTC rung this often
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -125,7 +128,9 @@ def _run(
         return REDIS_UNAVAILABLE
     if signals.check(control):  # SIGTERM while claiming
         return _stopped(control, slog)
-    ctx = Context(job.stream, profile, control, output, resume, slog)
+    ctx = Context(
+        job.stream, profile, control, output, resume, slog, keys=KeyRequests(job.feed_key_interval)
+    )
     slog.info(
         "worker up: epoch %d, ladder %s, pulling %s; %s",
         job.epoch,
@@ -147,6 +152,9 @@ def _run(
             control.halt(f"media link unreachable: {exc!r}", LINK_UNREACHABLE)
         return _stopped(control, slog)
     output.start(control)
+    # Before the reader starts: the chains it creates look for the feed.
+    ctx.feed = Feed(link.send, control, slog, on_loss=ctx.keys.request)
+    ctx.feed.start()
     pipeline = Pipeline(ctx)
     pipeline.read(link)
     _wait(control, signals, pipeline)

@@ -74,6 +74,13 @@ class Link:
                 return
             yield from self._parser.feed(data)
 
+    def send(self, data: bytes) -> None:
+        """Blocking write (the feed's sender thread only); OSError once the link is closed."""
+        sock = self._sock
+        if sock is None or self._closed.is_set():
+            raise OSError("media link closed")
+        sock.sendall(data)
+
     def close(self) -> None:
         """Safe from any thread: shutdown wakes a reader blocked in recv."""
         if self._closed.is_set():

@@ -76,6 +76,9 @@ class Pipeline:
                     self.packet(frame.packet(), time.time())
                 elif frame.kind is Kind.CODEC:
                     self.codec(frame.codec())
+                elif frame.kind is Kind.KEYREQ:
+                    if not self.ctx.keys.request():
+                        self.ctx.log.debug("KEYREQ dropped: an IDR was forced just before")
                 elif frame.kind is Kind.EOS:
                     self.finish()
                     return

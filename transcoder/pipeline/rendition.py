@@ -14,7 +14,7 @@ from typing import Any
 
 import av
 from av.video.codeccontext import VideoCodecContext
-from av.video.frame import VideoFrame
+from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from cluster.hot.model import RenditionInfo
@@ -22,6 +22,7 @@ from cluster.ladder import Rung
 from transcoder.pipeline import avc, fmp4
 from transcoder.pipeline.context import Context
 from transcoder.pipeline.control import End
+from transcoder.pipeline.feed_video import VideoFeed
 from transcoder.pipeline.segments import Closed, Mark, Segmenter
 
 TIME_BASE = Fraction(1, 90_000)  # the usual MP4 video timescale
@@ -30,22 +31,31 @@ VBV_PEAK = 1.2  # maxrate over the average bitrate
 MUX_OVERHEAD = 1.1  # fMP4 boxes and slack, for the advertised BANDWIDTH
 
 
-def open_encoder(rung: Rung, width: int, height: int, preset: str, fps: int) -> VideoCodecContext:
+def open_encoder(
+    rung: Rung, width: int, height: int, preset: str, fps: int, webrtc: bool = False
+) -> VideoCodecContext:
     enc = av.CodecContext.create("libx264", "w")
     enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
     enc.time_base = TIME_BASE
     enc.framerate = Fraction(fps)
     enc.bit_rate = rung.video_kbps * 1000
     peak = int(rung.video_kbps * VBV_PEAK)
-    enc.options = {
+    params = f"scenecut=0:keyint=infinite:bframes=0:vbv-maxrate={peak}:vbv-bufsize={peak}"
+    options = {
         "preset": preset,
         # No lookahead, no B-frames: a frame leaves the encoder as soon as it went in (about
         # 13 frames earlier than default x264), and dts == pts, so no composition offsets.
         "tune": "zerolatency",
         "forced-idr": "1",
-        # Keyframes only where we force them (the grid): no scene cuts, no keyint of its own.
-        "x264-params": f"scenecut=0:keyint=infinite:bframes=0:vbv-maxrate={peak}:vbv-bufsize={peak}",
     }
+    if webrtc:
+        # aiortc negotiates only 42001f/42e01f and checks the profile; every browser decodes it.
+        options["profile"] = "baseline"
+        # SPS/PPS in band before every IDR: a viewer may join at any of them.
+        params += ":repeat-headers=1"
+    # Keyframes only where we force them (the grid): no scene cuts, no keyint of its own.
+    options["x264-params"] = params
+    enc.options = options
     return enc
 
 
@@ -59,8 +69,15 @@ class Decided:
     wall: float
 
 
+def private_copy(frame: VideoFrame) -> VideoFrame:
+    """A copy this thread may change (its picture type) while others read the original."""
+    return VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
+
+
 class Rendition:
-    def __init__(self, ctx: Context, rung: Rung, width: int, height: int) -> None:
+    def __init__(
+        self, ctx: Context, rung: Rung, width: int, height: int, webrtc: bool = False
+    ) -> None:
         self.ctx = ctx
         self.name = rung.name
         self.rung = rung
@@ -71,18 +88,33 @@ class Rendition:
         self.marks: dict[int, Mark] = {}  # pts of a forced keyframe -> its segment boundary
         self.codecs = ""
         self.info: RenditionInfo | None = None
+        self.webrtc = webrtc
+        self.feed: VideoFeed | None = None
+        if webrtc and ctx.feed is not None:
+            self.feed = VideoFeed(ctx.feed, ctx.keys, width, height)
 
     def run(self) -> None:
         ladder, control = self.ctx.ladder, self.ctx.control
-        encoder = open_encoder(self.rung, self.width, self.height, ladder.preset, ladder.fps)
+        encoder = open_encoder(
+            self.rung, self.width, self.height, ladder.preset, ladder.fps, self.webrtc
+        )
         scaler = VideoReformatter()
         while (item := control.get(self.queue)) is not None and not isinstance(item, End):
             src = item.frame
+            force = False
+            if self.feed is not None and src.pts is not None:
+                force = self.feed.frame(src.pts, item.t_us, item.key)
             frame = scaler.reformat(
                 src, self.width, self.height, "yuv420p", interpolation=Interpolation.BICUBIC
             )
-            if frame is not src:  # reformat hands back the shared frame when nothing changes
+            # reformat hands back the shared frame when nothing changes, and the other
+            # renditions read its picture type: an extra IDR needs a frame of our own.
+            if frame is src and force:
+                frame = private_copy(src)
+            if frame is not src:
                 frame.pts, frame.time_base, frame.pict_type = src.pts, src.time_base, src.pict_type
+                if force:
+                    frame.pict_type = PictureType.I
             if item.key and src.pts is not None:
                 self.marks[src.pts] = Mark(item.t_us, item.wall)
             for packet in encoder.encode(frame):
@@ -94,7 +126,10 @@ class Rendition:
     def _packet(self, packet: av.Packet[Any]) -> None:
         if packet.pts is None or packet.dts is None:
             return
-        nals = avc.split_annexb(bytes(packet))
+        data = bytes(packet)
+        nals = avc.split_annexb(data)
+        if self.feed is not None:
+            self.feed.packet(packet, data, nals)
         if packet.is_keyframe and self.out.init is None:
             params = avc.ParameterSets.find(nals)
             if params is None:

@@ -105,9 +105,10 @@ class VideoChain:
         ctx = self.ctx
         rungs = ctx.ladder.rungs_for(frame.height)
         ctx.output.catalog.expect([r.name for r in rungs])
+        webrtc = ctx.ladder.webrtc_rung(rungs)
         for rung in rungs:
             width, height = output_size(rung.height, frame.width, frame.height)
-            r = Rendition(ctx, rung, width, height)
+            r = Rendition(ctx, rung, width, height, webrtc=rung == webrtc)
             self.renditions.append(r)
             self.threads.append(spawn(f"video-{rung.name}", ctx.control, ctx.log, r.run))
         self._grid = ctx.origin.settle(t_us)

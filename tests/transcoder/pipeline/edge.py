@@ -1,7 +1,11 @@
-"""A stand-in for the ingest edge's media-link server: one scripted feed per worker connection."""
+"""A stand-in for the ingest edge's media-link server: one scripted feed per worker connection.
+
+It also reads what the worker sends back (the low-latency feed) and can ask it for keyframes.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import threading
@@ -34,6 +38,11 @@ class FakeEdge:
         self.feeds: queue.Queue[Feed] = queue.Queue()
         self.hellos: list[dict[str, Any]] = []
         self.disconnects: list[float] = []  # when a worker's side of the link closed
+        # Worker -> edge frames after ACCEPT, in order: one list per worker connection.
+        self.received: list[list[frames.Frame]] = []
+        self.sent: list[MediaPacket] = []  # live packets sent so far
+        self._conn: socket.socket | None = None  # the latest worker's link
+        self._write = threading.Lock()  # the serving thread and keyreq() both write
         self._eos = threading.Event()
         self._drop = threading.Event()
         self._stop = threading.Event()
@@ -49,6 +58,21 @@ class FakeEdge:
     def drop(self) -> None:
         """Close the link from the edge's side, as when a newer epoch takes over."""
         self._drop.set()
+
+    def keyreq(self) -> None:
+        """Ask the worker carrying the stream now for a keyframe on its feed."""
+        conn = self._conn
+        assert conn is not None, "no worker connected"
+        self._sendall(conn, frames.encode(Kind.KEYREQ))
+
+    def feed_codecs(self, link: int = -1) -> dict[int, CodecConfig]:
+        got = list(self.received[link]) if self.received else []
+        return {f.codec().track: f.codec() for f in got if f.kind is Kind.CODEC}
+
+    def feed_packets(self, track: int, link: int = -1) -> list[MediaPacket]:
+        got = list(self.received[link]) if self.received else []
+        packets = [f.packet() for f in got if f.kind is Kind.PACKET]
+        return [p for p in packets if p.track == track]
 
     def close(self) -> None:
         self._stop.set()
@@ -83,15 +107,47 @@ class FakeEdge:
             out = [frames.encode_json(Kind.ACCEPT, accept)]
             out += [frames.encode_codec(c) for c in self.codecs]
             out += [frames.encode_packet(p, replay=True) for p in feed.replay]
+            self._conn = conn
+            left = threading.Event()
+            got = []
+            self.received.append(got)
+            # Read all along, as the real edge does: a worker whose feed is not read drops it.
+            reader = threading.Thread(
+                target=self._read, args=(conn, parser, got, left), daemon=True
+            )
+            reader.start()
             try:
-                conn.sendall(b"".join(out))
+                self._sendall(conn, b"".join(out))
                 self._send_live(conn, feed)
                 feed.sent.set()
                 if feed.eos:
-                    conn.sendall(frames.encode(Kind.EOS))
-                self._hold(conn)
+                    self._sendall(conn, frames.encode(Kind.EOS))
+                self._hold(conn, left)
             except OSError:
                 self.disconnects.append(time.monotonic())
+            finally:
+                # Wakes our reader blocked in recv; a bare close would neither wake it nor let
+                # the worker see the link close while that recv holds the socket.
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+
+    def _sendall(self, conn: socket.socket, data: bytes) -> None:
+        with self._write:
+            conn.sendall(data)
+
+    def _read(
+        self,
+        conn: socket.socket,
+        parser: FrameReader,
+        got: list[frames.Frame],
+        left: threading.Event,
+    ) -> None:
+        try:
+            while data := conn.recv(65536):
+                got.extend(parser.feed(data))
+        except OSError:
+            pass
+        left.set()
 
     def _send_live(self, conn: socket.socket, feed: Feed) -> None:
         start = time.monotonic()
@@ -101,18 +157,15 @@ class FakeEdge:
                 delay = start + (p.dts_us - first) / 1e6 / feed.pace - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            conn.sendall(frames.encode_packet(p, replay=False))
+            self._sendall(conn, frames.encode_packet(p, replay=False))
+            self.sent.append(p)
 
-    def _hold(self, conn: socket.socket) -> None:
+    def _hold(self, conn: socket.socket, left: threading.Event) -> None:
         """Keep the link open until the worker leaves, EOS is asked for, or the test ends."""
-        conn.settimeout(0.02)
         while not self._stop.is_set() and not self._drop.is_set():
             if self._eos.is_set():
-                conn.sendall(frames.encode(Kind.EOS))
+                self._sendall(conn, frames.encode(Kind.EOS))
                 self._eos.clear()
-            try:
-                if not conn.recv(4096):
-                    break
-            except TimeoutError:
-                continue
+            if left.wait(0.02):
+                break
         self.disconnects.append(time.monotonic())
