@@ -16,11 +16,13 @@ from cluster.paths import Paths
 from cluster.payloads import EdgeInfo
 from cluster.registry import Registry
 from cluster.runtime import wait_for_signal
+from cluster.webrtc.ice import announce_hosts
 from cluster.zk.bridge import ZkBridge
 from cluster.zk.ephemeral import EphemeralNode
 from edge.api.context import ApiContext
 from edge.http import build_http_app
 from edge.ingest.rtmp.server import RtmpServer
+from edge.playback.webrtc.feed import Feed
 from edge.relay.publish import Publishing
 from edge.relay.server import LinkServer
 
@@ -55,12 +57,17 @@ class EdgeNode:
         if self.znode is not None:
             self.zk.spawn(self.znode.update(bytes(self.info())))
 
+    def _feed(self, stream: str) -> Feed | None:
+        relay = self.publishing.relay(stream)
+        return relay.feed if relay else None
+
     def metrics(self) -> dict[str, float]:
         relays = self.publishing.relays.values()
         return {
             "edge_publishers": len(self.publishing.sessions),
             "edge_packets_in_total": sum(r.packets_in for r in relays),
             "edge_gop_cache_bytes": sum(r.gop.size for r in relays),
+            "edge_whep_viewers": sum(len(r.feed.viewers) for r in relays),
         }
 
     async def start(self) -> None:
@@ -72,7 +79,8 @@ class EdgeNode:
             self.publishing, idle_timeout=s.rtmp_idle_timeout, setup_timeout=s.rtmp_setup_timeout
         )
         await self.rtmp.start(s.bind, s.rtmp_port)
-        app = build_http_app(ctx)
+        announce_hosts(s.webrtc_host_list)
+        app = build_http_app(ctx, self._feed)
         app[METRICS].append(self.metrics)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

@@ -8,14 +8,17 @@ from cluster.ops import READY_CHECKS, make_app
 from edge.api import nodes, streams
 from edge.api.context import API, ApiContext
 from edge.playback.hls import routes as hls
+from edge.playback.webrtc import routes as whep
+from edge.playback.webrtc.whep import FeedLookup, Whep
 
 
-def build_http_app(ctx: ApiContext) -> web.Application:
+def build_http_app(ctx: ApiContext, feeds: FeedLookup = lambda stream: None) -> web.Application:
     app = make_app(client_max_size=64 * 1024)
     app[API] = ctx
     app[hls.REDIS] = ctx.redis
     app[hls.WINDOW] = ctx.settings.hls_window
     hls.add_routes(app)
+    whep.add_routes(app, Whep(feeds, ctx.settings.stun_list))
     streams.add_routes(app)
     nodes.add_routes(app)
     app[READY_CHECKS].append(

@@ -5,6 +5,9 @@ currently pulls the stream. A worker with a newer epoch replaces the current one
 owner win, as the placement does); an older epoch is refused. When the current worker's link
 breaks while the publisher is still live, `on_broken(epoch)` tells the edge to report it, which
 is the fast path of failover.
+
+The other direction of the link carries the worker's low-latency feed; the relay hands it to the
+stream's `Feed` only while that worker is current, so a superseded worker can never reach viewers.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from cluster.errors import Conflict
 from cluster.logs import stream_logger
 from cluster.medialink import frames
 from cluster.medialink.frames import CodecConfig, Kind, MediaPacket
+from edge.playback.webrtc.feed import Feed
 from edge.relay.gop import GopCache
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,9 @@ class Subscriber:
         self.writer.write(data)
         return True
 
+    def keyreq(self) -> bool:
+        return self.send(frames.encode(Kind.KEYREQ))
+
     def close(self, error: str = "", detail: str = "") -> None:
         if not self.writer.is_closing():
             if error:
@@ -66,6 +73,7 @@ class StreamRelay:
         self.min_epoch = 0  # the newest placement epoch this edge has seen
         self.packets_in = 0
         self.ended = False
+        self.feed = Feed(stream)
         self.log = stream_logger(log, stream)
 
     # publisher side
@@ -85,6 +93,7 @@ class StreamRelay:
         if sub:
             sub.send(frames.encode(Kind.EOS))
             sub.close()
+        self.feed.close()
         self.log.info("relay ended: %s", reason)
 
     def _send(self, data: bytes) -> None:
@@ -117,6 +126,7 @@ class StreamRelay:
         parts += [frames.encode_packet(p, replay=True) for p in packets]
         writer.write(b"".join(parts))
         self.subscriber = sub
+        self.feed.source(epoch, sub.keyreq)
         self.log.info(
             "worker %s attached at epoch %d; replayed %d packets (%.1f s)",
             node,
@@ -126,6 +136,18 @@ class StreamRelay:
         )
         return sub
 
+    def from_worker(self, sub: Subscriber, frame: frames.Frame) -> None:
+        """A frame the worker sent: its feed goes to viewers, and only while it is current."""
+        if sub is not self.subscriber:
+            return
+        if frame.kind is Kind.PACKET:
+            self.feed.packet(sub.epoch, frame.packet())
+        elif frame.kind is Kind.CODEC:
+            self.feed.codec(sub.epoch, frame.codec())
+        elif frame.kind is Kind.KEYREQ:
+            # Asking the publisher for a keyframe is up to the ingest protocol; none can yet.
+            self.log.debug("worker %s asked for a keyframe", sub.node)
+
     def detached(self, sub: Subscriber) -> None:
         """The worker's link closed from its side (EOF, reset, or a protocol error)."""
         if self.subscriber is sub:
@@ -133,6 +155,7 @@ class StreamRelay:
 
     def _lost(self, sub: Subscriber) -> None:
         self.subscriber = None
+        self.feed.source_lost(sub.epoch)
         sub.close()
         if not self.ended:
             self.log.warning("media link of epoch %d (%s) broke", sub.epoch, sub.node)

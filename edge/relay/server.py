@@ -72,12 +72,14 @@ class LinkServer:
             await writer.drain()
             return
         try:
-            # Workers only ever send KEYREQ after HELLO; reading detects their death at once.
+            # After HELLO a worker sends its low-latency feed (and KEYREQ); reading also detects
+            # its death at once.
             while not sub.closed.is_set():
-                data = await reader.read(4096)
+                data = await reader.read(65536)
                 if not data:
                     break
-                parser.feed(data)
+                for frame in parser.feed(data):
+                    relay.from_worker(sub, frame)
         except (ConnectionError, ZoocastError):
             pass
         finally:

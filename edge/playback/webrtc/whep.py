@@ -1,0 +1,137 @@
+"""WHEP sessions: an SDP offer in, a peer connection fed by the stream's Feed and its answer out.
+
+Each session is one RTCPeerConnection sending the feed's pre-encoded H.264 and Opus packets.
+The answer is returned whole, with the edge's candidates (no trickle ICE): aiortc gathers them
+in setLocalDescription. A session ends on DELETE, when its connection fails or closes, when the
+stream ends at this edge, or when the edge stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+from cluster.errors import BadRequest, NotFound
+from cluster.logs import stream_logger
+from cluster.webrtc.ice import configuration
+from edge.playback.webrtc.feed import Feed, Viewer
+from edge.playback.webrtc.offer import check_offer
+
+log = logging.getLogger(__name__)
+
+FeedLookup = Callable[[str], Feed | None]
+
+
+@dataclass(eq=False)
+class WhepSession:
+    id: str
+    stream: str
+    pc: RTCPeerConnection
+    feed: Feed
+    viewer: Viewer
+
+
+class Whep:
+    def __init__(self, feeds: FeedLookup, stun: Sequence[str] = ()) -> None:
+        self.feeds = feeds
+        self.stun = list(stun)
+        self.sessions: dict[str, WhepSession] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def create(self, stream: str, offer: str) -> tuple[WhepSession, str]:
+        """A new session for `stream` and the SDP answer to send back."""
+        check_offer(offer)
+        feed = self.feeds(stream)
+        if feed is None or feed.ended:
+            raise NotFound(f"stream {stream} is not live at this edge")
+        pc = RTCPeerConnection(configuration(self.stun))
+        session = WhepSession(uuid.uuid4().hex, stream, pc, feed, feed.add_viewer(lambda: None))
+        session.viewer.on_end = lambda: self._spawn(self.close(session, "stream ended"))
+        self.sessions[session.id] = session
+        try:
+            video = pc.addTransceiver(session.viewer.video, direction="sendonly")
+            audio = pc.addTransceiver(session.viewer.audio, direction="sendonly")
+            # Only what the feed carries: the answer must not pick VP8 or PCMU.
+            _prefer(video, "video/H264")
+            _prefer(audio, "audio/opus")
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            except ValueError as exc:
+                raise BadRequest(f"unusable offer: {exc}") from exc
+            except Exception as exc:  # aiortc's OperationError: no codec in common
+                raise BadRequest(
+                    f"offer has no H.264 or Opus that this edge can send: {exc}"
+                ) from None
+            if video.mid is None and audio.mid is None:
+                raise BadRequest("the offer has no audio or video section")
+            for transceiver, track in (
+                (video, session.viewer.video),
+                (audio, session.viewer.audio),
+            ):
+                if transceiver.mid is not None:
+                    _forward_pli(transceiver.sender, feed)
+                else:
+                    track.end()  # not negotiated: a queue nobody drains would only overflow
+            await pc.setLocalDescription(await pc.createAnswer())
+        except BaseException:
+            await self.close(session, "setup failed")
+            raise
+        pc.on("connectionstatechange", lambda: self._state_changed(session))
+        stream_logger(log, stream).info(
+            "whep session %s started (%d viewers)", session.id, len(feed.viewers)
+        )
+        return session, pc.localDescription.sdp
+
+    def get(self, stream: str, session_id: str) -> WhepSession:
+        session = self.sessions.get(session_id)
+        if session is None or session.stream != stream:
+            raise NotFound(f"no WHEP session {session_id} for stream {stream}")
+        return session
+
+    async def close(self, session: WhepSession, reason: str) -> None:
+        if self.sessions.pop(session.id, None) is None:
+            return
+        session.feed.remove_viewer(session.viewer)
+        await session.pc.close()
+        stream_logger(log, session.stream).info("whep session %s closed: %s", session.id, reason)
+
+    async def close_all(self) -> None:
+        await asyncio.gather(
+            *(self.close(s, "edge stopping") for s in list(self.sessions.values()))
+        )
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _state_changed(self, session: WhepSession) -> None:
+        if session.pc.connectionState in ("failed", "closed"):
+            self._spawn(self.close(session, f"connection {session.pc.connectionState}"))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _prefer(transceiver: RTCRtpTransceiver, mime: str) -> None:
+    codecs = RTCRtpSender.getCapabilities(transceiver.kind).codecs
+    transceiver.setCodecPreferences(
+        [c for c in codecs if c.mimeType.lower() in (mime.lower(), f"{transceiver.kind}/rtx")]
+    )
+
+
+def _forward_pli(sender: RTCRtpSender, feed: Feed) -> None:
+    """A viewer's PLI/FIR becomes a (rate-limited) KEYREQ to the worker.
+
+    aiortc answers PLI/FIR by calling the sender's `_send_keyframe`, which only flags its encoder;
+    pre-encoded packets never reach an encoder, so the flag would be lost. Private API: aiortc is
+    pinned, and tests/edge/webrtc covers it.
+    """
+    setattr(sender, "_send_keyframe", lambda: feed.request_keyframe("viewer PLI/FIR"))  # noqa: B010

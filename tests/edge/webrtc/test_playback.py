@@ -1,0 +1,109 @@
+"""Scripted worker -> edge feed -> aiortc WHEP viewers, on loopback: decode, fan-out, switch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from itertools import pairwise
+
+from cluster.medialink import frames
+from cluster.medialink.frames import FEED_VIDEO, Frame, Kind, MediaPacket
+from tests.conftest import await_for
+from tests.edge.webrtc.conftest import Edge
+from tests.edge.webrtc.worker import ScriptedWorker
+from zoocast.harness.whep_viewer import WhepViewer
+
+
+async def test_viewer_decodes_the_workers_feed_with_capture_codes(edge: Edge) -> None:
+    worker = await ScriptedWorker(edge.media_port, "s1", 1).start()
+    viewer = await WhepViewer(edge.url).start()
+    try:
+        await await_for(lambda: len(viewer.readable()) >= 15, "15 readable frames", 20)
+        assert viewer.audio_frames > 0
+        assert worker.keyreqs >= 1  # the edge asked for an IDR for its new viewer
+        lat = viewer.latency()
+        assert lat.count >= 15 and lat.min > 0
+    finally:
+        await viewer.stop()
+        await worker.stop()
+    await await_for(lambda: not edge.relay.feed.viewers, "the session to end on DELETE")
+
+
+async def test_a_superseded_workers_frames_are_ignored(edge: Edge) -> None:
+    old = await ScriptedWorker(edge.media_port, "s1", 1, "t1").start()
+    await await_for(lambda: edge.relay.feed.packets_in > 0, "the first worker's feed")
+    superseded = edge.relay.subscriber
+    assert superseded is not None
+    new = await ScriptedWorker(edge.media_port, "s1", 2, "t2").start()
+    try:
+        await await_for(lambda: edge.relay.feed.epoch == 2, "the second worker to attach")
+        await await_for(
+            lambda: any(f.kind is Kind.ERROR for f in old.received), "the old link's ERROR"
+        )
+        before = edge.relay.feed.packets_in
+        # Frames the old worker's link still delivers (already buffered) must not reach viewers.
+        late = MediaPacket(FEED_VIDEO, 10**12, 10**12, b"\x00\x00\x00\x01\x65", keyframe=True)
+        edge.relay.from_worker(superseded, Frame(Kind.PACKET, frames.encode_packet(late)[5:]))
+        edge.relay.feed.packet(1, late)
+        assert edge.relay.feed.packets_in == before
+        await await_for(lambda: edge.relay.feed.packets_in > before, "the new worker's feed")
+    finally:
+        await old.stop()
+        await new.stop()
+
+
+async def test_twenty_viewers_share_one_upstream_feed(edge: Edge) -> None:
+    worker = await ScriptedWorker(edge.media_port, "s1", 1).start()
+    viewers = [WhepViewer(edge.url) for _ in range(20)]
+    try:
+        await asyncio.gather(*(v.start() for v in viewers))
+        assert len(edge.relay.feed.viewers) == 20
+        await await_for(
+            lambda: all(len(v.readable()) >= 5 for v in viewers),
+            "5 readable frames at each of 20 viewers",
+            60,
+        )
+        # One link: the edge took each packet once from the worker, whatever the viewer count,
+        # and every viewer's sender was handed those packets.
+        assert len(edge.link._tasks) == 1
+        assert edge.relay.feed.packets_in <= worker.sent_packets
+        assert all(v.video.sent > 0 and v.audio.sent > 0 for v in edge.relay.feed.viewers)
+    finally:
+        await asyncio.gather(*(v.stop() for v in viewers))
+        await worker.stop()
+
+
+async def test_a_worker_switch_keeps_the_peer_connection_and_timestamps_monotonic(
+    edge: Edge,
+) -> None:
+    first = await ScriptedWorker(edge.media_port, "s1", 1, "t1", pts_base_us=50_000_000).start()
+    viewer = await WhepViewer(edge.url).start()
+    pc = viewer.pc
+    try:
+        await await_for(lambda: len(viewer.readable()) >= 10, "frames from the first worker", 20)
+        first.kill()  # kill -9: the edge sees the link break
+        await await_for(lambda: edge.broken == [1], "the broken-link report")
+        switched = time.time()
+        # The successor's clock restarts far behind its predecessor's, as a real one may.
+        second = await ScriptedWorker(edge.media_port, "s1", 2, "t2", pts_base_us=0).start()
+        try:
+            await await_for(
+                lambda: any(r.capture and r.capture > switched for r in viewer.records),
+                "frames from the second worker at the same viewer",
+                20,
+            )
+            await await_for(
+                lambda: sum(bool(r.capture and r.capture > switched) for r in viewer.records) >= 10,
+                "ten frames from the second worker",
+                20,
+            )
+        finally:
+            await second.stop()
+        assert viewer.pc is pc and pc.connectionState == "connected"
+        stamps = viewer.rtp_timestamps
+        assert all(b > a for a, b in pairwise(stamps)), "RTP timestamps went backwards"
+        gaps = viewer.gaps()
+        assert gaps.content_jump > 0 and gaps.rewind == 0
+    finally:
+        await viewer.stop()
+        await first.stop()
