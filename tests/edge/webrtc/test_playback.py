@@ -29,6 +29,24 @@ async def test_viewer_decodes_the_workers_feed_with_capture_codes(edge: Edge) ->
     await await_for(lambda: not edge.relay.feed.viewers, "the session to end on DELETE")
 
 
+async def test_a_viewers_pli_reaches_the_worker_as_keyreq(edge: Edge) -> None:
+    worker = await ScriptedWorker(edge.media_port, "s1", 1).start()
+    viewer = await WhepViewer(edge.url).start()
+    try:
+        await await_for(lambda: len(viewer.readable()) >= 3, "frames at the viewer", 20)
+        session = next(iter(edge.whep.sessions.values()))
+        sender = next(s for s in session.pc.getSenders() if s.kind == "video")
+        receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
+        before, idrs = worker.keyreqs, worker.idrs
+        # A real RTCP PLI over the wire, as a browser sends after a loss.
+        await receiver._send_rtcp_pli(sender._ssrc)
+        await await_for(lambda: worker.keyreqs > before, "the PLI forwarded as KEYREQ", 5)
+        await await_for(lambda: worker.idrs > idrs, "the IDR it asked for")
+    finally:
+        await viewer.stop()
+        await worker.stop()
+
+
 async def test_a_superseded_workers_frames_are_ignored(edge: Edge) -> None:
     old = await ScriptedWorker(edge.media_port, "s1", 1, "t1").start()
     await await_for(lambda: edge.relay.feed.packets_in > 0, "the first worker's feed")

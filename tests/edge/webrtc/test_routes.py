@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiortc import RTCPeerConnection, RTCRtpSender
 
@@ -22,7 +23,7 @@ from edge.relay.gop import GopCache
 from edge.relay.hub import StreamRelay
 from zoocast.local.servers import RedisServer, ZooKeeperServer
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient[web.Request, web.Application]
 SDP = {"Content-Type": "application/sdp"}
 
 

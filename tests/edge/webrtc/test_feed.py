@@ -1,0 +1,99 @@
+"""The Feed and viewer tracks without sockets: keyframe gating, slow viewers, KEYREQ coalescing."""
+
+from __future__ import annotations
+
+from cluster.medialink.frames import FEED_AUDIO, FEED_VIDEO, CodecConfig, MediaPacket
+from edge.playback.webrtc.feed import Feed
+from tests.conftest import await_for
+
+VIDEO = CodecConfig(FEED_VIDEO, "video", "h264", b"", "annexb", 192, 108)
+AUDIO = CodecConfig(FEED_AUDIO, "audio", "opus", sample_rate=48_000, channels=2)
+
+
+class Upstream:
+    def __init__(self) -> None:
+        self.keyreqs = 0
+
+    def __call__(self) -> bool:
+        self.keyreqs += 1
+        return True
+
+
+def _feed(now: list[float]) -> tuple[Feed, Upstream]:
+    feed = Feed("s1", keyreq_interval=0.5, video_queue=4, clock=lambda: now[0])
+    up = Upstream()
+    feed.source(1, up)
+    feed.codec(1, VIDEO)
+    feed.codec(1, AUDIO)
+    return feed, up
+
+
+def _video(i: int, key: bool = False, epoch_pts: int = 0) -> MediaPacket:
+    return MediaPacket(FEED_VIDEO, epoch_pts + i * 66_666, 0, b"v%d" % i, keyframe=key)
+
+
+async def test_viewer_starts_at_a_keyframe_and_the_feed_at_the_sources_first_one() -> None:
+    now = [0.0]
+    feed, _ = _feed(now)
+    viewer = feed.add_viewer(lambda: None)
+    feed.packet(1, MediaPacket(FEED_AUDIO, 0, 0, b"a0"))  # before any keyframe: dropped
+    feed.packet(1, _video(0))
+    assert viewer.video.sent == 0 and not viewer.audio._queue and feed.packets_in == 2
+    feed.packet(1, _video(1, key=True))
+    feed.packet(1, _video(2))
+    feed.packet(1, MediaPacket(FEED_AUDIO, 70_000, 0, b"a1"))
+    got = [bytes(await viewer.video.recv()) for _ in range(2)]
+    assert got == [b"v1", b"v2"]
+    audio = await viewer.audio.recv()
+    assert bytes(audio) == b"a1" and audio.pts == 70_000 - 66_666  # same offset as video
+
+
+async def test_slow_viewer_skips_to_the_next_keyframe_without_holding_others() -> None:
+    now = [0.0]
+    feed, up = _feed(now)
+    slow, fast = feed.add_viewer(lambda: None), feed.add_viewer(lambda: None)
+    feed.packet(1, _video(0, key=True))
+    for i in range(1, 10):
+        feed.packet(1, _video(i))
+        assert bytes(await fast.video.recv()) == b"v%d" % (i - 1)
+    assert slow.video.skips == 1 and slow.video.waiting_key
+    assert len(slow.video._queue) == 0
+    feed.packet(1, _video(10, key=True))
+    assert bytes(await slow.video.recv()) == b"v10"
+    assert up.keyreqs >= 1
+
+
+async def test_keyreqs_are_coalesced_and_a_late_one_is_sent_when_its_turn_comes() -> None:
+    now = [100.0]
+    feed, up = _feed(now)
+    feed.add_viewer(lambda: None)
+    assert up.keyreqs == 1  # the first viewer asks at once
+    for _ in range(5):
+        feed.request_keyframe("viewer PLI/FIR")
+    assert up.keyreqs == 1 and feed._pending_keyreq is not None
+    now[0] += 0.5
+    # The event loop's timer, not the fake clock, fires the pending request.
+    await await_for(lambda: up.keyreqs == 2, "the pending KEYREQ")
+
+
+async def test_a_keyframe_answers_a_pending_request() -> None:
+    now = [100.0]
+    feed, up = _feed(now)
+    feed.add_viewer(lambda: None)
+    feed.request_keyframe("second viewer")
+    assert feed._pending_keyreq is not None
+    feed.packet(1, _video(0, key=True))
+    assert feed._pending_keyreq is None and up.keyreqs == 1
+
+
+async def test_stale_epoch_is_ignored_and_end_closes_viewers() -> None:
+    now = [0.0]
+    feed, _ = _feed(now)
+    ended: list[bool] = []
+    viewer = feed.add_viewer(lambda: ended.append(True))
+    feed.source(2, Upstream())
+    feed.codec(2, VIDEO)
+    feed.packet(1, _video(0, key=True))
+    assert feed.packets_in == 0
+    feed.close()
+    assert ended == [True] and not feed.viewers and viewer.video.readyState == "ended"
