@@ -96,6 +96,7 @@ class RenditionInfo:
     width: int = 0
     height: int = 0
     fps: float = 0.0
+    part_target: float = 0.0  # LL-HLS part target in seconds; 0: the writer cuts no parts
 
     def to_dict(self) -> dict[str, Any]:
         return {"v": V, **asdict(self)}

@@ -1,8 +1,8 @@
 """Playlist rendering (pure, RFC 8216bis): renditions, segments and parts in, m3u8 text out.
 
 URIs are relative to the playlist: a media playlist at /hls/S/R/index.m3u8 names its segments
-`{msn}.m4s`, its parts `{msn}.{part}.m4s` and its init segments `init/{epoch}.mp4`, so the same
-text works behind any prefix.
+`{msn}.m4s`, its parts `part/{epoch}/{msn}.{part}.m4s` and its init segments `init/{epoch}.mp4`,
+so the same text works behind any prefix.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class LowLatency:
     """What a media playlist needs beyond its segments to be a Low-Latency HLS playlist."""
 
     part_target: float  # seconds; every part is at most this long
+    writer_epoch: int  # the writer of the next part (the preload hint names it)
     open_parts: Sequence[PartEntry] = ()  # parts of the segment being written, oldest first
     reports: Sequence[Report] = ()
 
@@ -163,7 +164,8 @@ def media(
             if open_parts[0].epoch != init_epoch:
                 lines.append(f'#EXT-X-MAP:URI="init/{open_parts[0].epoch}.mp4"')
             lines += [_part(p) for p in open_parts]
-        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{next_msn}.{len(open_parts)}.m4s"')
+        hint = part_uri(ll.writer_epoch, next_msn, len(open_parts))
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{hint}"')
         for r in ll.reports:
             attrs = f'URI="../{r.rendition}/index.m3u8",LAST-MSN={r.last_msn}'
             if r.last_part >= 0:
@@ -172,6 +174,12 @@ def media(
     return "\n".join(lines) + "\n"
 
 
+def part_uri(epoch: int, msn: int, index: int) -> str:
+    """Parts are named by their writer too: a successor rewrites the parts of the segment its
+    predecessor left unfinished, and a URI, once published, must keep its bytes."""
+    return f"part/{epoch}/{msn}.{index}.m4s"
+
+
 def _part(p: PartEntry) -> str:
-    attrs = f'DURATION={p.duration:.3f},URI="{p.msn}.{p.index}.m4s"'
+    attrs = f'DURATION={p.duration:.3f},URI="{part_uri(p.epoch, p.msn, p.index)}"'
     return f"#EXT-X-PART:{attrs}{',INDEPENDENT=YES' if p.independent else ''}"

@@ -1,22 +1,42 @@
-"""HLS over HTTP: playlists rendered from Redis on each request, init segments and segments as bytes."""
+"""HLS over HTTP: LL-HLS playlists rendered from Redis per request, media objects from the cache.
+
+Blocking reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted parts are held until Redis
+announces what they wait for (edge/playback/hls/events.py), at most three target durations,
+then answered 503 (playlists) or 404 (parts). Every media object is immutable once written, so
+it is read from Redis once per edge and served from memory after that.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import redis.asyncio
 from aiohttp import web
 
-from cluster.errors import BadRequest, NotFound
+from cluster.errors import BadRequest, NotFound, Unavailable
 from cluster.hot import keys
-from cluster.hot.model import SegmentEntry, renditions_from_json
+from cluster.hot.model import renditions_from_json
 from cluster.ids import rendition_id, stream_id
-from edge.playback.hls.playlist import media, multivariant
+from edge.playback.hls import blocking
+from edge.playback.hls.cache import BlobCache
+from edge.playback.hls.events import Events
+from edge.playback.hls.playlist import LowLatency, Report, media, multivariant
+from edge.playback.hls.view import RenditionView, positions, read
 
 REDIS = web.AppKey("hls_redis", redis.asyncio.Redis)
 WINDOW = web.AppKey("hls_window", int)
+EVENTS = web.AppKey("hls_events", Events)
+CACHE = web.AppKey("hls_cache", BlobCache)
 
+CACHE_BYTES = 256 * 1024 * 1024
+HOLD_TARGETS = 3  # RFC 8216bis: a blocked request is answered within three target durations
 PLAYLIST = "application/vnd.apple.mpegurl"
-# Live playlists change every segment; segments never change once written.
+# A plain live playlist changes with every part; a blocked one answers a URL that names the
+# state it waited for, so a cache in front may keep it; media objects never change.
 PLAYLIST_CACHE = "max-age=1"
+BLOCKED_PLAYLIST_CACHE = "max-age=30"
 SEGMENT_CACHE = "max-age=300, immutable"
 
 
@@ -41,23 +61,115 @@ async def get_multivariant(request: web.Request) -> web.Response:
 
 async def get_media(request: web.Request) -> web.Response:
     stream, rendition = _ids(request)
-    client = request.app[REDIS]
-    window = request.app[WINDOW]
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.lrange(keys.index(stream, rendition), -window, -1)
-        pipe.hget(keys.state(stream, rendition), "disc")
-        raw_entries, disc = await pipe.execute()
-    if not raw_entries:
+    want = blocking.parse(dict(request.query))
+    skip = request.query.get("_HLS_skip") in {"YES", "v2"}
+    app = request.app
+    if want is None:
+        view = await read(app[REDIS], stream, rendition, app[WINDOW])
+    else:
+        view = await _held(app, stream, rendition, want)
+    if not view.entries:
         raise NotFound(f"no segments for {stream}/{rendition} yet")
-    entries = [SegmentEntry.from_json(x) for x in raw_entries]
-    body = media(entries, int(disc or 0))
-    return web.Response(text=body, content_type=PLAYLIST, headers={"Cache-Control": PLAYLIST_CACHE})
+    info = view.info(rendition)
+    ll = None
+    if info is not None and info.part_target > 0:
+        others = [r.name for r in view.renditions if r.name != rendition]
+        reports = [
+            Report(name, last + 1, parts - 1) if parts else Report(name, last, -1)
+            for name, (last, parts) in (await positions(app[REDIS], stream, others)).items()
+        ]
+        ll = LowLatency(info.part_target, view.writer_epoch, view.open_parts, reports)
+    body = media(view.entries, view.disc, ll, skip=skip and ll is not None)
+    cache = PLAYLIST_CACHE if want is None else BLOCKED_PLAYLIST_CACHE
+    return web.Response(text=body, content_type=PLAYLIST, headers={"Cache-Control": cache})
+
+
+async def _held(
+    app: web.Application, stream: str, rendition: str, want: blocking.Wanted
+) -> RenditionView:
+    """The rendition once it holds what `want` names; 400 if too far ahead, 503 if too slow."""
+    events, channel = app[EVENTS], keys.events(stream, rendition)
+    loop = asyncio.get_running_loop()
+    deadline: float | None = None
+    while True:
+        woken = await events.waiter(channel)  # before the read: nothing slips in between
+        try:
+            view = await read(app[REDIS], stream, rendition, app[WINDOW])
+            if not view.entries and not view.open_parts:
+                raise NotFound(f"no segments for {stream}/{rendition} yet")
+            blocking.check(view.position, want)
+            if blocking.ready(view.position, want):
+                return view
+            if deadline is None:
+                deadline = loop.time() + HOLD_TARGETS * _target(view)
+            try:
+                await asyncio.wait_for(woken, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise Unavailable(
+                    f"{stream}/{rendition} did not reach segment {want.msn}"
+                    + ("" if want.part is None else f" part {want.part}")
+                    + " in time"
+                ) from None
+        finally:
+            events.discard(channel, woken)
+
+
+def _target(view: RenditionView) -> float:
+    durations = [e.duration for e in view.entries] + [p.duration for p in view.open_parts]
+    return float(max(1, math.ceil(max(durations, default=1.0))))
+
+
+async def get_part(request: web.Request) -> web.Response:
+    stream, rendition = _ids(request)
+    epoch = _int(request.match_info["epoch"], "epoch")
+    msn = _int(request.match_info["msn"], "media sequence number")
+    index = _int(request.match_info["part"], "part index")
+    key = keys.part(stream, rendition, epoch, msn, index)
+    app = request.app
+    data = await app[CACHE].get(key, _fetcher(app))
+    if data is None:
+        data = await _hinted(app, stream, rendition, epoch, msn, index, key)
+    return web.Response(
+        body=data, content_type="video/iso.segment", headers={"Cache-Control": SEGMENT_CACHE}
+    )
+
+
+async def _hinted(
+    app: web.Application, stream: str, rendition: str, epoch: int, msn: int, index: int, key: str
+) -> bytes:
+    """A part named by a preload hint before it exists: hold until it is written, or 404 once
+    it cannot be (its segment closed without it, another writer took over, time ran out)."""
+    events, channel = app[EVENTS], keys.events(stream, rendition)
+    loop = asyncio.get_running_loop()
+    deadline: float | None = None
+    missing = NotFound(
+        f"part {msn}.{index} of {stream}/{rendition} (writer {epoch}) does not exist"
+    )
+    while True:
+        woken = await events.waiter(channel)
+        try:
+            data = await app[CACHE].get(key, _fetcher(app))
+            if data is not None:
+                return data
+            view = await read(app[REDIS], stream, rendition, app[WINDOW])
+            pos = view.position
+            if view.writer_epoch != epoch or msn <= pos.last_msn or msn > pos.open_msn + 1:
+                raise missing
+            if deadline is None:
+                deadline = loop.time() + HOLD_TARGETS * _target(view)
+            try:
+                await asyncio.wait_for(woken, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise missing from None
+        finally:
+            events.discard(channel, woken)
 
 
 async def get_init(request: web.Request) -> web.Response:
     stream, rendition = _ids(request)
     epoch = _int(request.match_info["epoch"], "epoch")
-    data = await request.app[REDIS].get(keys.init(stream, rendition, epoch))
+    app = request.app
+    data = await app[CACHE].get(keys.init(stream, rendition, epoch), _fetcher(app))
     if data is None:
         raise NotFound(f"no init segment {rendition}/{epoch} for {stream}")
     return web.Response(
@@ -68,7 +180,8 @@ async def get_init(request: web.Request) -> web.Response:
 async def get_segment(request: web.Request) -> web.Response:
     stream, rendition = _ids(request)
     msn = _int(request.match_info["msn"], "media sequence number")
-    data = await request.app[REDIS].get(keys.segment(stream, rendition, msn))
+    app = request.app
+    data = await app[CACHE].get(keys.segment(stream, rendition, msn), _fetcher(app))
     if data is None:
         raise NotFound(
             f"segment {msn} of {stream}/{rendition} does not exist (expired or not yet written)"
@@ -78,8 +191,29 @@ async def get_segment(request: web.Request) -> web.Response:
     )
 
 
+def _fetcher(app: web.Application) -> Callable[[str], Awaitable[bytes | None]]:
+    client = app[REDIS]
+
+    async def fetch(key: str) -> bytes | None:
+        data = await client.get(key)
+        return data if isinstance(data, bytes) else None
+
+    return fetch
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    events = Events(app[REDIS])
+    app[EVENTS] = events
+    app[CACHE] = BlobCache(CACHE_BYTES)
+    await events.start()
+    yield
+    await events.stop()
+
+
 def add_routes(app: web.Application) -> None:
+    app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/hls/{stream}/index.m3u8", get_multivariant)
     app.router.add_get("/hls/{stream}/{rendition}/index.m3u8", get_media)
     app.router.add_get("/hls/{stream}/{rendition}/init/{epoch}.mp4", get_init)
+    app.router.add_get(r"/hls/{stream}/{rendition}/part/{epoch}/{msn:\d+}.{part:\d+}.m4s", get_part)
     app.router.add_get("/hls/{stream}/{rendition}/{msn}.m4s", get_segment)

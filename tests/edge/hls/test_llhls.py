@@ -32,7 +32,7 @@ def _open(msn: int, n: int, epoch: int = 1) -> list[PartEntry]:
 
 
 def test_ll_playlist_parses_with_parts_hint_and_reports() -> None:
-    ll = LowLatency(PART, _open(16, 2), [Report("360p", 15, 1)])
+    ll = LowLatency(PART, 1, _open(16, 2), [Report("360p", 15, 1)])
     text = media(_segments(range(10, 16)), 0, ll)
     pl = m3u8.loads(text)
     assert pl.version == 9
@@ -44,11 +44,11 @@ def test_ll_playlist_parses_with_parts_hint_and_reports() -> None:
     # The parser shows the segment being written as a last entry with parts and no URI.
     *done, growing = pl.segments
     assert [s.uri for s in done] == [f"{m}.m4s" for m in range(10, 16)]
-    assert growing.uri is None and [p.uri for p in growing.parts] == ["16.0.m4s", "16.1.m4s"]
+    assert growing.uri is None and [p.uri for p in growing.parts] == ["part/1/16.0.m4s", "part/1/16.1.m4s"]
     # Parts of the last three target durations: segments 14 and 15, then the open one.
     listed = [p.uri for s in done for p in s.parts]
-    assert listed == [f"{m}.{i}.m4s" for m in (14, 15) for i in range(4)]
-    assert pl.preload_hint.hint_type == "PART" and pl.preload_hint.uri == "16.2.m4s"
+    assert listed == [f"part/1/{m}.{i}.m4s" for m in (14, 15) for i in range(4)]
+    assert pl.preload_hint.hint_type == "PART" and pl.preload_hint.uri == "part/1/16.2.m4s"
     (report,) = pl.rendition_reports
     assert (report.uri, report.last_msn, report.last_part) == ("../360p/index.m3u8", 15, 1)
     assert text.count("INDEPENDENT=YES") == 2 + 1  # first part of 14, 15 and 16
@@ -64,7 +64,7 @@ def test_plain_playlist_has_no_ll_tags() -> None:
 def test_delta_update_skips_what_is_older_than_six_targets() -> None:
     entries = _segments(range(100, 110))  # 20 s of 2 s segments, target 2 -> skip beyond 12 s
     assert skippable(entries, 2) == 4
-    ll = LowLatency(PART, _open(110, 1))
+    ll = LowLatency(PART, 1, _open(110, 1))
     full, delta = media(entries, 3, ll), media(entries, 3, ll, skip=True)
     pl = m3u8.loads(delta)
     assert pl.skip.skipped_segments == 4
@@ -76,9 +76,9 @@ def test_delta_update_skips_what_is_older_than_six_targets() -> None:
 
 def test_failover_in_the_open_segment_marks_the_discontinuity_before_its_parts() -> None:
     parts = [PartEntry(16, 0, PART, True, 2, disc=True)]
-    text = media(_segments(range(10, 16)), 0, LowLatency(PART, parts))
+    text = media(_segments(range(10, 16)), 0, LowLatency(PART, 2, parts))
     lines = text.splitlines()
-    i = lines.index('#EXT-X-PART:DURATION=0.500,URI="16.0.m4s",INDEPENDENT=YES')
+    i = lines.index('#EXT-X-PART:DURATION=0.500,URI="part/2/16.0.m4s",INDEPENDENT=YES')
     assert lines[i - 2 : i] == ["#EXT-X-DISCONTINUITY", '#EXT-X-MAP:URI="init/2.mp4"']
 
 

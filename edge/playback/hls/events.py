@@ -1,0 +1,133 @@
+"""New parts and segments, announced by the transcoders over Redis pub/sub, waking held requests.
+
+One pub/sub connection per edge, subscribed on demand to the channels that have waiting
+requests, so an edge hears only about the renditions its viewers are blocked on. A waiting
+request is one future: thousands of held playlist requests cost a set entry each, and one
+message wakes them all. A waiter is registered *before* its caller reads the state it waits on,
+so a part announced between the read and the wait is never missed. If the connection drops,
+every waiter is woken (they re-read Redis and wait again) while it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import redis.asyncio
+
+log = logging.getLogger(__name__)
+
+RECONNECT_PAUSE = 0.5
+IDLE_UNSUBSCRIBE = 60.0  # seconds a channel stays subscribed after its last waiter
+
+
+class Events:
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._client = client
+        self._pubsub: redis.asyncio.client.PubSub | None = None
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._subscribed: dict[str, float] = {}  # channel -> last time it had a waiter
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.messages = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hls events")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._wake_all()
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(w) for w in self._waiters.values())
+
+    async def waiter(self, channel: str) -> asyncio.Future[None]:
+        """A future resolved by the next message on `channel` (or a reconnect). Register it
+        before reading what it guards; `discard` it when done."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(channel, set()).add(fut)
+        if channel not in self._subscribed:
+            self._subscribed[channel] = time.monotonic()
+            await self._subscribe(channel)
+        self._subscribed[channel] = time.monotonic()
+        return fut
+
+    def discard(self, channel: str, fut: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(channel)
+        if waiters is not None:
+            waiters.discard(fut)
+            if not waiters:
+                del self._waiters[channel]
+
+    async def _subscribe(self, channel: str) -> None:
+        # Wait for the connection so that the subscription is in place before the caller reads
+        # the state; without one the caller still gets woken when it comes back.
+        try:
+            await asyncio.wait_for(self._connected.wait(), RECONNECT_PAUSE * 4)
+        except TimeoutError:
+            return
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.subscribe(channel)
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._subscribed.pop(channel, None)
+
+    async def _run(self) -> None:
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                # A placeholder keeps the connection in subscribed mode while nobody waits.
+                await pubsub.subscribe("zc:edge:hello")
+                if self._subscribed:
+                    await pubsub.subscribe(*self._subscribed)
+                self._pubsub = pubsub
+                self._connected.set()
+                await self._listen(pubsub)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                log.warning("hls events: redis pub/sub lost (%s); reconnecting", exc)
+            finally:
+                self._connected.clear()
+                self._pubsub = None
+                self._wake_all()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(RECONNECT_PAUSE)
+
+    async def _listen(self, pubsub: redis.asyncio.client.PubSub) -> None:
+        last_sweep = time.monotonic()
+        while True:
+            msg = await pubsub.get_message(timeout=1.0)
+            if msg is not None and msg.get("type") == "message":
+                self.messages += 1
+                channel = msg["channel"]
+                self._wake(channel.decode() if isinstance(channel, bytes) else str(channel))
+            now = time.monotonic()
+            if now - last_sweep > IDLE_UNSUBSCRIBE / 4:
+                last_sweep = now
+                await self._sweep(pubsub, now)
+
+    async def _sweep(self, pubsub: redis.asyncio.client.PubSub, now: float) -> None:
+        idle = [
+            c
+            for c, seen in self._subscribed.items()
+            if c not in self._waiters and now - seen > IDLE_UNSUBSCRIBE
+        ]
+        if idle:
+            for channel in idle:
+                del self._subscribed[channel]
+            await pubsub.unsubscribe(*idle)
+
+    def _wake(self, channel: str) -> None:
+        for fut in self._waiters.pop(channel, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    def _wake_all(self) -> None:
+        for channel in list(self._waiters):
+            self._wake(channel)
