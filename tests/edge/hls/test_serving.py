@@ -17,7 +17,6 @@ from cluster.hot.model import RenditionInfo, renditions_to_json
 from cluster.ops import make_app
 from edge.playback.hls import routes as hls
 from tests.conftest import await_for
-from transcoder.pipeline.fmp4 import Sample
 from transcoder.pipeline.output import Output, Resume, TrackOutput, _PartWrite
 from transcoder.pipeline.segments import Mark, Segmenter
 
