@@ -73,7 +73,8 @@ class StreamRelay:
         self.min_epoch = 0  # the newest placement epoch this edge has seen
         self.packets_in = 0
         self.ended = False
-        self.feed = Feed(stream)
+        self.latest_us: int | None = None  # the publisher's newest timestamp: "live" for the feed
+        self.feed = Feed(stream, live_us=lambda: self.latest_us)
         self.log = stream_logger(log, stream)
 
     # publisher side
@@ -83,6 +84,8 @@ class StreamRelay:
 
     def packet(self, pkt: MediaPacket) -> None:
         self.packets_in += 1
+        if self.latest_us is None or pkt.pts_us > self.latest_us:
+            self.latest_us = pkt.pts_us
         self.gop.add(pkt)
         self._send(frames.encode_packet(pkt, replay=False))
 

@@ -9,6 +9,14 @@ Keyframes: a viewer can start only at an IDR, and with pre-encoded packets nobod
 can make one. So a new viewer, a viewer that skipped its backlog, a viewer's PLI/FIR and a new
 worker all ask the worker (KEYREQ on its link) instead of waiting for the next GOP; requests are
 coalesced to one per `keyreq_interval`, and one arriving too early is sent when the interval ends.
+
+Catching up: a worker starts from the edge's GOP cache (and a successor from where its
+predecessor's HLS output stopped), so its first seconds of feed are old frames encoded faster
+than real time. Sent on, they would replay content viewers already saw and, arriving in a
+burst, push every viewer's jitter buffer seconds behind. Both are on the publisher's clock,
+which the edge also sees live from the publisher (`live_us`), so until a source is anchored its
+keyframes older than LIVE_WINDOW_US are skipped and another IDR is asked for; after
+`catchup_timeout` (a source whose clock is not the publisher's) the next keyframe is taken.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 1_000_000)  # the feed's timestamps are microseconds
 _KINDS = {FEED_VIDEO: "video", FEED_AUDIO: "audio"}
+# How far behind the publisher a source's first keyframe may be: the worker's decode + encode
+# delay with room for a loaded machine, well under a replayed GOP.
+LIVE_WINDOW_US = 700_000
 
 
 @dataclass(eq=False)
@@ -50,18 +61,24 @@ class Feed:
         keyreq_interval: float = 0.5,
         video_queue: int = 90,
         audio_queue: int = 150,
+        live_us: Callable[[], int | None] = lambda: None,
+        catchup_timeout: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream
         self.keyreq_interval = keyreq_interval
         self.video_queue = video_queue
         self.audio_queue = audio_queue
+        self.live_us = live_us
+        self.catchup_timeout = catchup_timeout
         self.clock = clock
         self.codecs: dict[int, CodecConfig] = {}
         self.viewers: set[Viewer] = set()
         self.timeline = Timeline()
         self.packets_in = 0
         self.keyreqs_sent = 0
+        self.skipped_behind = 0  # a source's keyframes skipped because they were not live yet
+        self._source_since = 0.0
         self.ended = False
         self.log = stream_logger(log, stream)
         self._upstream: Callable[[], bool] | None = None
@@ -78,6 +95,7 @@ class Feed:
         if epoch <= self.timeline.epoch:
             return
         self.timeline.switch(epoch)
+        self._source_since = self.clock()
         self._upstream = keyreq
         self.codecs = {}
         self._cancel_pending()
@@ -105,10 +123,14 @@ class Feed:
             return  # replayed frames are not live: a viewer would see the past again
         self.packets_in += 1
         video = pkt.track == FEED_VIDEO
-        # A new source starts on a video keyframe, so that its first frame decodes at once.
-        waiting = not self.timeline.anchored and (FEED_VIDEO in self.codecs or video)
-        if waiting and not (video and pkt.keyframe):
-            return
+        # A new source starts on a live video keyframe, so that its first frame decodes at once.
+        if not self.timeline.anchored and (FEED_VIDEO in self.codecs or video):
+            if not (video and pkt.keyframe):
+                return
+            if self._behind_live(pkt.pts_us):
+                self.skipped_behind += 1
+                self.request_keyframe("catching up to live")
+                return
         pts = self.timeline.place(pkt.track, pkt.pts_us, self.clock(), reference=video)
         if pts is None:
             return
@@ -119,6 +141,12 @@ class Feed:
         packet.time_base = TIME_BASE
         for viewer in self.viewers:
             (viewer.video if video else viewer.audio).put(packet, pkt.keyframe)
+
+    def _behind_live(self, pts_us: int) -> bool:
+        live = self.live_us()
+        if live is None or self.clock() - self._source_since > self.catchup_timeout:
+            return False
+        return pts_us < live - LIVE_WINDOW_US
 
     # viewer side
     def add_viewer(self, on_end: Callable[[], None]) -> Viewer:

@@ -97,3 +97,25 @@ async def test_stale_epoch_is_ignored_and_end_closes_viewers() -> None:
     assert feed.packets_in == 0
     feed.close()
     assert ended == [True] and not feed.viewers and viewer.video.readyState == "ended"
+
+
+async def test_a_source_starts_at_a_live_keyframe_not_at_its_replayed_past() -> None:
+    now = [100.0]
+    live = [10_000_000]
+    feed = Feed("s1", clock=lambda: now[0], live_us=lambda: live[0], catchup_timeout=3.0)
+    up = Upstream()
+    feed.source(1, up)
+    feed.codec(1, VIDEO)
+    viewer = feed.add_viewer(lambda: None)
+    feed.packet(1, _video(0, key=True, epoch_pts=5_000_000))  # from the GOP cache: seconds old
+    assert feed.skipped_behind == 1 and not feed.timeline.anchored
+    feed.packet(1, _video(0, key=True, epoch_pts=9_800_000))  # the IDR it asked for, live
+    assert feed.timeline.anchored and bytes(await viewer.video.recv()) == b"v0"
+    # A source whose clock is not the publisher's is taken after catchup_timeout.
+    feed.source(2, up)
+    feed.codec(2, VIDEO)
+    feed.packet(2, _video(1, key=True))
+    assert not feed.timeline.anchored
+    now[0] += 3.5
+    feed.packet(2, _video(2, key=True))
+    assert feed.timeline.anchored and bytes(await viewer.video.recv()) == b"v2"
