@@ -53,6 +53,7 @@ class Settings:
     link_connect_timeout: float = 2.0  # transcoder -> edge media link
     rtmp_idle_timeout: float = 30.0  # an RTMP connection silent this long is closed
     rtmp_setup_timeout: float = 10.0  # handshake to publish must finish within this
+    whip_connect_timeout: float = 10.0  # a WHIP publisher must connect (ICE, DTLS) within this
     worker_pool: int = 2  # warm worker processes a transcoder keeps ready
     # Addresses an edge announces as ICE host candidates (comma-separated): its public address
     # behind NAT, 127.0.0.1 on one machine. aioice would otherwise skip loopback.

@@ -1,0 +1,152 @@
+"""One WHIP publish: a negotiated peer connection feeding a publish session, until either ends.
+
+The publish ends, as a dropped or finished RTMP connection does (EOS to the relay, publisher
+znode removed), when the publisher sends DELETE, when its tracks end (RTCP BYE), when the peer
+connection fails or closes (ICE consent lost), or when it never connects within the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver
+from aiortc.mediastreams import MediaStreamError
+
+from cluster.logs import stream_logger
+from edge.ingest.whip.packets import TrackIn
+from edge.relay.publish import PublishSession
+
+log = logging.getLogger(__name__)
+
+# Browsers answer every PLI with a keyframe; more than one a second only costs bitrate.
+PLI_MIN_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class Track:
+    receiver: RTCRtpReceiver
+    track: MediaStreamTrack
+    conv: TrackIn
+
+
+class WhipSession:
+    def __init__(
+        self,
+        pc: RTCPeerConnection,
+        publish: PublishSession,
+        tracks: list[Track],
+        connect_timeout: float,
+        on_closed: Callable[[WhipSession], None],
+    ) -> None:
+        self.pc = pc
+        self.publish = publish
+        self.tracks = tracks
+        self.id = publish.session_id
+        self.stream = publish.stream
+        self.answer = pc.localDescription.sdp
+        self.connect_timeout = connect_timeout
+        self.on_closed = on_closed
+        self.packets = 0
+        self.log = stream_logger(log, self.stream)
+        self._t0 = time.monotonic()
+        self._last_pli = -PLI_MIN_INTERVAL
+        self._closed = asyncio.Event()
+        self._closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closers: set[asyncio.Task[None]] = set()  # kept apart: close() cancels _tasks
+
+    def start(self) -> None:
+        for t in self.tracks:
+            self.publish.codec(t.conv.config())
+        self.pc.on("connectionstatechange", self._state_changed)
+        for t in self.tracks:
+            self._spawn(self._read(t))
+        self._spawn(self._watch_connect())
+
+    def _spawn(
+        self, coro: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]] | None = None
+    ) -> None:
+        keep = self._tasks if tasks is None else tasks
+        task = asyncio.get_running_loop().create_task(coro)
+        keep.add(task)
+        task.add_done_callback(keep.discard)
+
+    def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        self.log.debug("WHIP %s: peer connection %s", self.id, state)
+        if state in ("failed", "closed"):
+            self._close_soon(f"peer connection {state}")
+
+    async def _watch_connect(self) -> None:
+        await asyncio.sleep(self.connect_timeout)
+        if self.pc.connectionState != "connected":
+            await self.close(f"not connected within {self.connect_timeout:g}s (ICE/DTLS)")
+
+    async def _read(self, t: Track) -> None:
+        while True:
+            try:
+                item = await t.track.recv()
+            except MediaStreamError:
+                self._close_soon("the publisher ended its tracks")
+                return
+            if not isinstance(item, av.Packet):
+                # The pass-through hook did not take: decoded media must never reach the link.
+                self.log.error("WHIP %s: %s receiver yields decoded frames", self.id, t.conv.kind)
+                self._close_soon("internal error: media was decoded on receive")
+                return
+            arrival_us = int((time.monotonic() - self._t0) * 1_000_000)
+            assert item.pts is not None
+            pkt = t.conv.packet(bytes(item), int(item.pts), arrival_us)
+            if pkt is None:
+                self.request_keyframe()  # joined mid-GOP: a browser answers, OBS will send one
+                continue
+            self.packets += 1
+            self.publish.packet(pkt)
+
+    def request_keyframe(self) -> bool:
+        """Ask the publisher for a keyframe (RTCP PLI), at most once per PLI_MIN_INTERVAL.
+
+        Browsers answer; OBS ignores PLI and sends its keyframes on its own interval."""
+        now = time.monotonic()
+        video = next((t for t in self.tracks if t.conv.kind == "video"), None)
+        if video is None or self._closing or now - self._last_pli < PLI_MIN_INTERVAL:
+            return False
+        sources = video.receiver.getSynchronizationSources()
+        if not sources:
+            return False  # nothing received yet: the first frame will be a keyframe anyway
+        self._last_pli = now
+        # aiortc has no public API to send a PLI; its receiver sends one itself only on loss.
+        self._spawn(video.receiver._send_rtcp_pli(sources[0].source))
+        return True
+
+    def _close_soon(self, reason: str) -> None:
+        if not self._closing:
+            # Not awaited here: the caller may be one of the tasks that close() cancels.
+            self._spawn(self.close(reason), self._closers)
+
+    async def close(self, reason: str) -> None:
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        try:
+            me = asyncio.current_task()
+            for task in list(self._tasks):
+                if task is not me:
+                    task.cancel()
+            await self.pc.close()
+            await self.publish.close(reason)
+            self.log.info("WHIP %s closed: %s (%d packets)", self.id, reason, self.packets)
+        finally:
+            self._closed.set()
+            self.on_closed(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()

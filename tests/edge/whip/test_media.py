@@ -1,0 +1,112 @@
+"""Real WebRTC publishers (the aiortc harness) into the edge's WHIP endpoint, media checked at the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import av
+from aiortc import RTCSessionDescription
+
+from cluster.medialink.frames import MediaPacket
+from edge.ingest.whip.packets import AUDIO_TRACK, VIDEO_TRACK, nal_types
+from tests.conftest import await_for
+from tests.edge.whip.conftest import Edge
+from tests.edge.whip.rtc import sender
+from zoocast.harness import timecode
+from zoocast.harness.frames import luma
+from zoocast.harness.rtc_tracks import PatternTrack, ToneTrack
+from zoocast.harness.whip_publisher import WhipStats, publish_whip
+
+W, H, FPS = 160, 90, 15
+
+
+def _start(edge: Edge, key: str, stop: asyncio.Event, **kw: object) -> asyncio.Task[WhipStats]:
+    coro = publish_whip(
+        edge.url("/whip/cam"),
+        key,
+        width=W,
+        height=H,
+        fps=FPS,
+        stop=stop,
+        **kw,  # type: ignore[arg-type]
+    )
+    return asyncio.get_running_loop().create_task(coro)
+
+
+def _decode(codec: str, packets: list[MediaPacket]) -> list[av.VideoFrame]:
+    decoder = av.CodecContext.create(codec, "r")
+    out = []
+    for p in packets:
+        out += decoder.decode(av.Packet(p.data))  # type: ignore[attr-defined]
+    return out
+
+
+async def test_obs_shaped_publish_passes_h264_and_opus_through(edge: Edge) -> None:
+    key = await edge.registry.create("cam", "tiny")
+    stop = asyncio.Event()
+    task = _start(edge, key, stop, codec="h264", gop=1.0, bitrate=200_000, candidates=False)
+    relay = await await_for(lambda: edge.publishing.relay("cam"), "the publish to start")
+    # 65 packets a second (15 video, 50 audio): this is more than two seconds, two GOPs.
+    await await_for(lambda: relay.packets_in > 160, "media at the relay", 15)
+    codecs, packets = relay.gop.snapshot()
+    stop.set()
+    stats = await asyncio.wait_for(task, 10)
+    assert stats.connected and "/whip/cam/" in stats.location and stats.frames > 20
+    by_track = {c.track: c for c in codecs}
+    assert (by_track[VIDEO_TRACK].codec, by_track[VIDEO_TRACK].bitstream) == ("h264", "annexb")
+    assert (by_track[AUDIO_TRACK].codec, by_track[AUDIO_TRACK].sample_rate) == ("opus", 48_000)
+    video = [p for p in packets if p.track == VIDEO_TRACK]
+    audio = [p for p in packets if p.track == AUDIO_TRACK]
+    assert video[0].keyframe and {7, 8, 5} <= set(nal_types(video[0].data))
+    assert [p.keyframe for p in video] == [5 in nal_types(p.data) for p in video]
+    assert any(p.keyframe for p in video[1:]), "a 1 s GOP shows a second IDR"
+    for track in (video, audio):
+        dts = [p.dts_us for p in track]
+        assert dts == sorted(set(dts)) and all(p.pts_us == p.dts_us for p in track)
+    assert video[0].dts_us < 2_000_000, "the session clock starts near 0"
+    steps = {b.dts_us - a.dts_us for a, b in itertools.pairwise(audio)}
+    assert 20_000 in steps  # 20 ms Opus packets on the 48 kHz clock
+    codes = [timecode.read(luma(f)) for f in _decode("h264", video)]
+    assert sum(c is not None for c in codes) >= len(codes) * 0.9, codes
+    # DELETE at the end of publish_whip ended the publish as an RTMP unpublish does.
+    await await_for(lambda: relay.ended and not edge.ingest.sessions, "the publish to end")
+
+
+async def test_browser_shaped_vp8_publish_answers_a_keyframe_request(edge: Edge) -> None:
+    key = await edge.registry.create("cam", "tiny")
+    stop = asyncio.Event()
+    task = _start(edge, key, stop, codec="vp8")
+    relay = await await_for(lambda: edge.publishing.relay("cam"), "the publish to start")
+    await await_for(lambda: relay.packets_in > 30, "media at the relay", 15)
+    session = next(iter(edge.ingest.sessions.values()))
+
+    def keyframes() -> int:
+        return sum(p.keyframe for p in relay.gop.snapshot()[1] if p.track == VIDEO_TRACK)
+
+    assert keyframes() == 1  # aiortc's VP8 encoder makes one every 3000 frames by itself
+    assert session.request_keyframe()
+    assert not session.request_keyframe(), "PLI is rate-limited"
+    await await_for(lambda: keyframes() == 2, "a keyframe in answer to the PLI", 5)
+    codecs, packets = relay.gop.snapshot()
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert [c.codec for c in codecs if c.track == VIDEO_TRACK] == ["vp8"]
+    frames = _decode("vp8", [p for p in packets if p.track == VIDEO_TRACK])
+    assert frames and any(timecode.read(luma(f)) for f in frames)
+
+
+async def test_a_publisher_that_closes_without_delete_ends_the_publish(edge: Edge) -> None:
+    key = await edge.registry.create("cam", "tiny")
+    pc = sender([PatternTrack(W, H, FPS), ToneTrack()], "VP8")
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/sdp"}
+    resp = await edge.client.post("/whip/cam", data=pc.localDescription.sdp, headers=headers)
+    assert resp.status == 201, await resp.text()
+    await pc.setRemoteDescription(RTCSessionDescription(await resp.text(), "answer"))
+    relay = await await_for(lambda: edge.publishing.relay("cam"), "the publish to start")
+    await await_for(lambda: relay.packets_in > 10, "media at the relay", 15)
+    await pc.close()  # a browser tab closing: RTCP BYE, then silence
+    await await_for(lambda: relay.ended, "the publish to end", 10)
+    assert not edge.ingest.sessions and not edge.publishing.sessions
+    assert await edge.registry.zk.get(edge.registry.paths.publisher("cam")) is None
