@@ -59,6 +59,14 @@ class WhepViewer:
         self._decoders: dict[str, Any] = {}  # only when receivers hand out packets
 
     async def start(self) -> WhepViewer:
+        try:
+            await self._negotiate()
+        except BaseException:
+            await self.pc.close()
+            raise
+        return self
+
+    async def _negotiate(self) -> None:
         pc = self.pc
         pc.addTransceiver("video", direction="recvonly")
         pc.addTransceiver("audio", direction="recvonly")
@@ -78,7 +86,6 @@ class WhepViewer:
                 raise WhepError(f"POST {self.url}: {resp.status} {body}")
             self.location = urljoin(self.url, resp.headers["Location"])
         await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
-        return self
 
     async def stop(self) -> None:
         if self.location is not None:
