@@ -28,6 +28,7 @@ class Ladder:
     name: str
     rungs: tuple[Rung, ...]
     gop_seconds: float = 2.0
+    part_seconds: float = 0.5  # LL-HLS part target; parts of a segment are at most this long
     fps: int = 30
     preset: str = "veryfast"
     audio_kbps: int = 128
@@ -46,6 +47,8 @@ class Ladder:
             raise BadRequest(f"ladder {self.name!r}: more than one WebRTC rung")
         if not 0.5 <= self.gop_seconds <= 10:
             raise BadRequest(f"ladder {self.name!r}: gop_seconds must be in [0.5, 10]")
+        if not 0.1 <= self.part_seconds <= self.gop_seconds:
+            raise BadRequest(f"ladder {self.name!r}: part_seconds must be in [0.1, gop_seconds]")
 
     def rungs_for(self, src_height: int) -> tuple[Rung, ...]:
         """Rungs not above the source (never upscale); the lowest rung is kept whatever the source."""

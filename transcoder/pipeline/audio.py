@@ -70,7 +70,7 @@ class AudioChain:
         self.has_video = has_video
         self.queue: queue.Queue[AudioIn] = queue.Queue(PACKET_QUEUE)
         self.threads: list[threading.Thread] = []
-        self.out = ctx.output.track(AUDIO, ctx.resume_for(AUDIO))
+        self.out = ctx.output.track(AUDIO, ctx.resume_for(AUDIO), timescale=RATE)
         self.encoder = open_encoder(ctx.ladder.audio_kbps)
         asc = bytes(self.encoder.extradata or b"")
         self.out.init = fmp4.init_segment(
@@ -81,8 +81,9 @@ class AudioChain:
             kind="audio",
             bandwidth=int(ctx.ladder.audio_kbps * 1000 * MUX_OVERHEAD),
             codecs=audio_codecs(asc),
+            part_target=ctx.ladder.part_seconds,
         )
-        self.segmenter = Segmenter()
+        self.segmenter = Segmenter(part_ticks=round(ctx.ladder.part_seconds * RATE))
         self.held: collections.deque[MediaPacket] = collections.deque(maxlen=HOLD_LIMIT)
         self._decoder: AudioCodecContext | None = None
         self._config: CodecConfig | None = None
@@ -204,5 +205,7 @@ class AudioChain:
         self._prev_us = t_us
         ticks = clock.ticks_of(sample)
         closed = self.segmenter.add(ticks, ticks, data, True, cut)
+        for part in self.segmenter.take_parts():
+            self.out.submit_part(part)
         if closed is not None:
             self.out.submit(closed, self.info)

@@ -8,6 +8,7 @@ several threads using it at once deadlocked.
 from __future__ import annotations
 
 import queue
+import statistics
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -84,7 +85,9 @@ class Rendition:
         self.width, self.height = width, height
         self.queue: queue.Queue[Decided | End] = queue.Queue(FRAME_QUEUE)
         self.out = ctx.output.track(rung.name, ctx.resume_for(rung.name))
-        self.segmenter = Segmenter()
+        self.segmenter = Segmenter(
+            part_ticks=round(ctx.ladder.part_seconds * TIME_BASE.denominator)
+        )
         self.marks: dict[int, Mark] = {}  # pts of a forced keyframe -> its segment boundary
         self.codecs = ""
         self.info: RenditionInfo | None = None
@@ -141,13 +144,18 @@ class Rendition:
         closed = self.segmenter.add(
             packet.dts, packet.pts, avc.to_sample(nals), packet.is_keyframe, cut
         )
+        for part in self.segmenter.take_parts():
+            self.out.submit_part(part)
         if closed is not None:
             self._write(closed)
 
     def _write(self, closed: Closed) -> None:
         if self.info is None:
             ladder = self.ctx.ladder
-            fps = min(float(ladder.fps), len(closed.samples) / max(closed.duration, 1e-3))
+            # The nominal rate from the usual frame interval: a frame skipped by the publisher
+            # or the cap must not make a 30 fps rendition advertise 29.46.
+            interval = statistics.median(s.duration for s in closed.samples)
+            fps = min(float(ladder.fps), TIME_BASE.denominator / max(interval, 1))
             self.info = RenditionInfo(
                 name=self.name,
                 kind="video",
@@ -156,5 +164,6 @@ class Rendition:
                 width=self.width,
                 height=self.height,
                 fps=round(fps, 3),
+                part_target=ladder.part_seconds,
             )
         self.out.submit(closed, self.info)

@@ -43,6 +43,16 @@ def test_worker_writes_an_aligned_ladder_and_ends_on_eos(
         assert not any(e.disc for e in entries)
         assert all(e.epoch == 1 for e in entries)
         assert abs(entries[0].pdt - time.time()) < 30
+        # LL-HLS: each segment is exactly its parts, each part at most the part target.
+        for e in entries:
+            assert e.parts and all(0 < d <= 0.5 for d, _ in e.parts), (name, e.parts)
+            assert abs(sum(d for d, _ in e.parts) - e.duration) < 0.03, (name, e)
+            assert e.parts[0][1], "a segment's first part starts with a keyframe"
+            parts = [
+                hot.blob(redis_sync, keys.part("cam", name, 1, e.msn, i))
+                for i in range(len(e.parts))
+            ]
+            assert b"".join(parts) == hot.blob(redis_sync, keys.segment("cam", name, e.msn))
     video = [(e.start_us, e.end_us) for e in segs["240p"]]
     assert video == [(0, GOP_US), (GOP_US, 2 * GOP_US), (2 * GOP_US, 3 * GOP_US)]
     assert [(e.start_us, e.end_us) for e in segs["120p"]] == video
