@@ -1,4 +1,4 @@
-"""The edge process: RTMP ingest, the media-link server, HLS and the REST API, registered in ZooKeeper.
+"""The edge process: RTMP and WHIP ingest, the media-link server, HLS and the REST API, registered in ZooKeeper.
 
 `EdgeNode` owns every resource of the process and tears them down in reverse order of start.
 """
@@ -22,6 +22,8 @@ from cluster.zk.ephemeral import EphemeralNode
 from edge.api.context import ApiContext
 from edge.http import build_http_app
 from edge.ingest.rtmp.server import RtmpServer
+from edge.ingest.whip import routes as whip
+from edge.ingest.whip.server import WhipIngest
 from edge.playback.webrtc.feed import Feed
 from edge.relay.publish import Publishing
 from edge.relay.server import LinkServer
@@ -39,6 +41,7 @@ class EdgeNode:
         self.redis = redis.asyncio.Redis.from_url(settings.redis)
         self.publishing = Publishing(settings, self.zk, self.paths, self._changed)
         self.link = LinkServer(self.publishing.relay)
+        self.whip = WhipIngest(settings, self.publishing)
         self.rtmp: RtmpServer | None = None
         self.runner: web.AppRunner | None = None
         self.znode: EphemeralNode | None = None
@@ -81,6 +84,7 @@ class EdgeNode:
         await self.rtmp.start(s.bind, s.rtmp_port)
         announce_hosts(s.webrtc_host_list)
         app = build_http_app(ctx, self._feed)
+        whip.add_routes(app, self.whip)
         app[METRICS].append(self.metrics)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
@@ -92,6 +96,7 @@ class EdgeNode:
         # Stop taking publishers first, then end the ones we have, then leave the cluster.
         if self.rtmp:
             await self.rtmp.stop()
+        await self.whip.stop()
         await self.publishing.stop()
         await self.link.stop()
         if self.runner:

@@ -111,13 +111,21 @@ def parser() -> argparse.ArgumentParser:
     dr = sub.add_parser("drain", help="move every stream off a transcoder")
     dr.add_argument("node")
     _api_args(dr)
-    sub.add_parser("publish-test", help="publish a synthetic test stream", add_help=False)
+    sub.add_parser(
+        "publish-test",
+        help="publish a synthetic test stream (RTMP, or WHIP with --whip URL)",
+        add_help=False,
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["publish-test"]:
+        if any(a == "--whip" or a.startswith("--whip=") for a in argv):
+            from zoocast.harness.whip_publisher import main_whip_publish_test
+
+            return main_whip_publish_test(argv[1:])
         from zoocast.harness.publisher import main_publish_test
 
         return main_publish_test(argv[1:])
