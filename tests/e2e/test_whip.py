@@ -1,0 +1,54 @@
+"""WHIP end to end: the aiortc harness publishes over WebRTC; placement, HLS and capture codes as over RTMP."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import av
+
+from tests.conftest import wait_for
+from tests.e2e.conftest import base, create, decode_segment, stream_info, wait_segments
+from zoocast.harness import timecode
+from zoocast.harness.frames import luma
+from zoocast.local.up import LocalCluster
+
+
+def whip_publish(c: LocalCluster, stream: str, key: str, seconds: float) -> subprocess.Popen[bytes]:
+    # Its own process, as OBS is: the publisher's encoding never competes with the test's loop.
+    cmd = [
+        sys.executable, "-m", "zoocast.cli", "publish-test", stream,
+        "--whip", base(c), "--key", key, "--size", "426x240", "--fps", "15", "--gop", "1",
+        "--bitrate", "300", "--duration", str(seconds), "--no-candidates",
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_whip_publish_is_placed_and_plays_as_hls_with_capture_codes(cluster: LocalCluster) -> None:
+    key = create(cluster, "webcam")
+    pub = whip_publish(cluster, "webcam", key, seconds=40)
+    try:
+        for rendition, height in (("240p", 240), ("120p", 120)):
+            pl = wait_segments(cluster, "webcam", rendition, 2, timeout=40)
+            frames = decode_segment(cluster, "webcam", rendition, pl.segments[-1])
+            assert frames and all(isinstance(f, av.VideoFrame) for f in frames)
+            assert {f.height for f in frames} == {height}  # type: ignore[union-attr]
+            codes = [timecode.read(luma(f)) for f in frames]  # type: ignore[arg-type]
+            read = [c for c in codes if c is not None]
+            assert len(read) >= len(codes) // 2, f"{rendition}: {codes}"
+            stamps = [c.capture_us for c in read]
+            assert stamps == sorted(stamps), "capture times go forward"
+        audio = wait_segments(cluster, "webcam", "audio", 2)
+        samples = decode_segment(cluster, "webcam", "audio", audio.segments[-1])
+        assert samples and all(isinstance(f, av.AudioFrame) for f in samples)
+        info = stream_info(cluster, "webcam")
+        assert info["live"] and info["publisher"]["protocol"] == "whip"
+        assert info["placement"]["state"] == "placed"
+        assert sorted(info["publisher"]["codecs"]) == ["h264", "opus"]
+    finally:
+        pub.send_signal(signal.SIGTERM)  # the harness sends DELETE on its way out, as OBS does
+        out, err = pub.communicate(timeout=20)
+    assert pub.returncode == 0, err.decode()
+    assert b"/whip/webcam/" in out
+    wait_for(lambda: not stream_info(cluster, "webcam")["live"], "the publish to end", 10)
