@@ -37,7 +37,7 @@ class VideoFeed:
         by a second one right after it.
         """
         self._times[pts] = t_us
-        return self.keys.take() and not key
+        return self.keys.take(t_us) and not key
 
     def packet(self, packet: av.Packet[Any], data: bytes, nals: list[bytes]) -> None:
         """An encoded packet (`data` its Annex-B bytes, `nals` its units) goes to the edge."""

@@ -36,6 +36,7 @@ class KeyRequests:
     def __init__(self, interval: float = KEY_INTERVAL) -> None:
         self._limiter = KeyLimiter(interval)
         self._pending = False
+        self._at_us: int | None = None  # an IDR at the first frame at or after this time
         self._lock = threading.Lock()
 
     def request(self, now: float | None = None) -> bool:
@@ -46,8 +47,16 @@ class KeyRequests:
             self._pending = True
             return True
 
-    def take(self) -> bool:
-        """Whether the next frame must be an IDR; clears the request."""
+    def at(self, t_us: int) -> None:
+        """An IDR on the first frame at or after publisher time `t_us`, whatever the rate."""
         with self._lock:
+            self._at_us = t_us
+
+    def take(self, t_us: int) -> bool:
+        """Whether the frame at `t_us` must be an IDR; clears what it answers."""
+        with self._lock:
+            due = self._at_us is not None and t_us >= self._at_us
+            if due:
+                self._at_us = None
             pending, self._pending = self._pending, False
-            return pending
+            return pending or due

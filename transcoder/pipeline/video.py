@@ -40,6 +40,8 @@ class VideoChain:
         self._grid: Grid | None = None
         self._prev_us: int | None = None
         self._errors = 0
+        self._replayed = False  # packets from the edge's GOP cache came first
+        self._live = False  # a live packet came after them
 
     def start(self) -> None:
         self.threads.append(spawn("video-decode", self.ctx.control, self.ctx.log, self._run))
@@ -69,6 +71,14 @@ class VideoChain:
         self._decoder = decoder
 
     def _decode(self, decoder: VideoCodecContext, pkt: MediaPacket) -> None:
+        if pkt.replay:
+            self._replayed = True
+        elif self._replayed and not self._live:
+            self._live = True
+            # The feed comes out of the replay in a burst, from before what the predecessor's
+            # feed already sent: an IDR where live media begins lets the edge switch its
+            # viewers there instead of a GOP later.
+            self.ctx.keys.at(pkt.pts_us)
         packet = av.Packet(pkt.data)
         packet.pts, packet.dts, packet.time_base = pkt.pts_us, pkt.dts_us, MICROS
         try:

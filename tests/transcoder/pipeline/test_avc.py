@@ -41,6 +41,20 @@ def test_avcc_record_and_codec_string() -> None:
     assert avc.ParameterSets.find([PPS, IDR]) is None
 
 
+def test_idr_access_units_get_parameter_sets_in_front() -> None:
+    sc = avc.START_CODE
+    params = avc.ParameterSets(SPS_BASE, PPS)
+    bare = sc + IDR
+    assert avc.with_parameter_sets(bare, [IDR], params) == sc + SPS_BASE + sc + PPS + sc + IDR
+    assert avc.split_annexb(avc.with_parameter_sets(bare, [IDR], params)) == [SPS_BASE, PPS, IDR]
+    # Already there (x264's repeat-headers), not an IDR, or nothing known yet: unchanged.
+    full = sc + SPS_BASE + sc + PPS + sc + IDR
+    assert avc.with_parameter_sets(full, [SPS_BASE, PPS, IDR], params) == full
+    non_idr = sc + b"\x41\x9a\x00"
+    assert avc.with_parameter_sets(non_idr, [b"\x41\x9a\x00"], params) == non_idr
+    assert avc.with_parameter_sets(bare, [IDR], None) == bare
+
+
 def test_audio_codec_string_from_the_asc() -> None:
     assert audio_codecs(bytes.fromhex("1190")) == "mp4a.40.2"  # AAC-LC 48 kHz stereo
     assert audio_codecs(bytes.fromhex("2b92")) == "mp4a.40.5"  # HE-AAC
