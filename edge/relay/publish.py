@@ -104,6 +104,8 @@ class PublishSession:
         self._watch: DataWatch | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set by an ingest protocol that can ask its publisher for a keyframe (WHIP: RTCP PLI).
+        self.keyframe_source: Callable[[], object] | None = None
 
     async def open(self) -> None:
         zk, paths = self.owner.zk, self.owner.paths
@@ -172,6 +174,11 @@ class PublishSession:
 
     def packet(self, pkt: MediaPacket) -> None:
         self.relay.packet(pkt)
+
+    def request_keyframe(self) -> None:
+        """A transcoder asked for a keyframe (KEYREQ): pass it on if the protocol can (RTMP cannot)."""
+        if self.keyframe_source is not None and not self._closed:
+            self.keyframe_source()
 
     async def close(self, reason: str) -> None:
         if self._closed:

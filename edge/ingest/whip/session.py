@@ -62,6 +62,7 @@ class WhipSession:
         self._closers: set[asyncio.Task[None]] = set()  # kept apart: close() cancels _tasks
 
     def start(self) -> None:
+        self.publish.keyframe_source = self.request_keyframe
         for t in self.tracks:
             self.publish.codec(t.conv.config())
         self.pc.on("connectionstatechange", self._state_changed)
