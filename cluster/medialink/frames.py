@@ -19,6 +19,22 @@ before every IDR, no B-frames, the same encode as one HLS rung; FEED_AUDIO: Opus
 packets). KEYREQ travels against the media: the edge asks the worker for an IDR on the feed (a
 new viewer, a viewer's PLI), the worker asks the edge (which may ask the publisher).
 
+The feed as the worker sends it: each track's CODEC once, before that track's first PACKET
+(video when the first frame is decided, audio when the audio chain starts, in either order; a
+track absent from the source has none). FEED_VIDEO: width/height of the rung, bitstream
+"annexb", no extradata; one access unit per packet, pts == dts. FEED_AUDIO: extradata is the
+OpusHead; 20 ms packets, all flagged keyframe. Feed packets never carry the replay flag.
+KEYREQ answer: the next frame the WebRTC rung encodes is an IDR, at most one per 0.5 s (the
+worker's `feed_key_interval`); a KEYREQ within that interval of the last accepted one is dropped,
+not deferred, so ask again if no keyframe came. The worker drops feed packets rather than wait
+for an edge that does not read (video then resumes at a keyframe it forces).
+
+Feed timestamps are the publisher's, so a successor's feed continues on the same clock, with
+two differences: it starts where its predecessor's last HLS segment ended (an IDR on the segment
+grid), which is before the last packets the predecessor's feed sent (that segment was never
+closed), and it encodes the GOP replay from there in a burst faster than real time; where live
+packets take over from the replay it forces an IDR, at the first live packet's pts.
+
 Timestamps are microseconds on the publisher's clock; flags bit 0 = keyframe, bit 1 = from the
 GOP cache (replayed, not live). A frame longer than MAX_FRAME is a protocol error: the reader stops
 instead of buffering without bound.
