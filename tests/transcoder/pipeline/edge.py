@@ -59,11 +59,14 @@ class FakeEdge:
         """Close the link from the edge's side, as when a newer epoch takes over."""
         self._drop.set()
 
-    def keyreq(self) -> None:
-        """Ask the worker carrying the stream now for a keyframe on its feed."""
+    def keyreq(self) -> int:
+        """Ask the worker carrying the stream now for a keyframe on its feed; returns how many
+        live packets went before the request on the link."""
         conn = self._conn
         assert conn is not None, "no worker connected"
-        self._sendall(conn, frames.encode(Kind.KEYREQ))
+        with self._write:
+            conn.sendall(frames.encode(Kind.KEYREQ))
+            return len(self.sent)
 
     def feed_codecs(self, link: int = -1) -> dict[int, CodecConfig]:
         got = list(self.received[link]) if self.received else []
@@ -157,8 +160,9 @@ class FakeEdge:
                 delay = start + (p.dts_us - first) / 1e6 / feed.pace - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            self._sendall(conn, frames.encode_packet(p, replay=False))
-            self.sent.append(p)
+            with self._write:  # so that keyreq() knows which packets went before it
+                conn.sendall(frames.encode_packet(p, replay=False))
+                self.sent.append(p)
 
     def _hold(self, conn: socket.socket, left: threading.Event) -> None:
         """Keep the link open until the worker leaves, EOS is asked for, or the test ends."""
