@@ -69,7 +69,13 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port < 65536:
                 raise BadRequest(f"{name} out of range: {port}")
-        for name in ("session_timeout", "zk_backoff_cap", "placement_wait", "segment_ttl"):
+        for name in (
+            "session_timeout",
+            "zk_backoff_cap",
+            "placement_wait",
+            "segment_ttl",
+            "whip_connect_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise BadRequest(f"{name} must be positive")
         if self.capacity <= 0 or self.hls_window < 3:

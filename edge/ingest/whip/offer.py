@@ -61,7 +61,11 @@ def parse_offer(raw: bytes) -> Offer:
             raise BadRequest(f"the {media.kind} m-line does not send ({media.direction})")
         if media.ice is None or media.dtls is None:
             raise BadRequest(f"the {media.kind} m-line lacks ICE credentials or a DTLS fingerprint")
-        chosen[media.kind] = _codec(media.kind, media.rtp.codecs)
+        # The m-line's format list is the publisher's order of preference (RFC 3264);
+        # aiortc lists codecs in the order of their rtpmap lines instead.
+        rank = {str(f): i for i, f in enumerate(media.fmt)}
+        offered = sorted(media.rtp.codecs, key=lambda c: rank.get(str(c.payloadType), len(rank)))
+        chosen[media.kind] = _codec(media.kind, offered)
     if not chosen:
         raise BadRequest("the offer has no audio or video m-line")
     return Offer(text, chosen.get("video"), chosen.get("audio"))

@@ -25,11 +25,46 @@ def session_path(stream: str, session_id: str) -> str:
     return f"/whip/{stream}/{session_id}"
 
 
+# A browser page on another origin may publish: the key is a bearer token, not a cookie, so any
+# origin may send it; the client must be able to read Location.
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Expose-Headers": "Location",
+}
+
+
 def add_routes(app: web.Application, ingest: WhipIngest) -> None:
     app[WHIP] = ingest
     app.router.add_post("/whip/{stream}", _post)
     app.router.add_delete("/whip/{stream}/{session}", _delete)
     app.router.add_patch("/whip/{stream}/{session}", _patch)
+    app.router.add_route("OPTIONS", "/whip/{stream}", _options)
+    app.router.add_route("OPTIONS", "/whip/{stream}/{session}", _options)
+    app.on_response_prepare.append(_cors)
+
+
+async def _cors(request: web.Request, response: web.StreamResponse) -> None:
+    # Errors too (they come from the shared middleware): a browser shows them only with these.
+    if request.path.startswith("/whip/"):
+        response.headers.update(CORS)
+
+
+async def _options(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+async def _read_offer(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_OFFER:
+        raise TooLarge(f"offer over {MAX_OFFER} bytes")
+    body = bytearray()
+    # read(n) returns what has arrived, up to n: loop to the end of the body (or past the limit).
+    while chunk := await request.content.read(MAX_OFFER + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_OFFER:
+            raise TooLarge(f"offer over {MAX_OFFER} bytes")
+    return bytes(body)
 
 
 def _bearer(request: web.Request) -> str:
@@ -44,11 +79,7 @@ async def _post(request: web.Request) -> web.Response:
     key = _bearer(request)
     if request.content_type != SDP:
         raise UnsupportedMedia(f"a WHIP offer is {SDP}, not {request.content_type or 'untyped'}")
-    if request.content_length is not None and request.content_length > MAX_OFFER:
-        raise TooLarge(f"offer over {MAX_OFFER} bytes")
-    body = await request.content.read(MAX_OFFER + 1)
-    if len(body) > MAX_OFFER:
-        raise TooLarge(f"offer over {MAX_OFFER} bytes")
+    body = await _read_offer(request)
     stream = request.match_info["stream"]
     session = await request.app[WHIP].publish(stream, key, body, request.remote or "?")
     return web.Response(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.conftest import await_for
 from tests.edge.whip.conftest import Edge
-from tests.edge.whip.sdp import OBS, edit
+from tests.edge.whip.sdp import CHROME, OBS, edit
 
 SDP = "application/sdp"
 
@@ -115,3 +117,43 @@ async def test_a_publisher_that_never_connects_is_ended(edge: Edge) -> None:
     # OBS's offer above has no candidates and nobody answers our checks: the timeout ends it.
     await await_for(lambda: not edge.publishing.sessions, "the unconnected session to end", 10)
     assert await edge.registry.zk.get(edge.registry.paths.publisher("cam")) is None
+
+
+async def test_browser_offer_is_answered_with_its_first_usable_codecs_only(edge: Edge) -> None:
+    key = await edge.registry.create("cam", "tiny")
+    resp = await _post(edge, "cam", key, CHROME)
+    answer = await resp.text()
+    assert resp.status == 201, answer
+    video = answer.split("m=video")[1]
+    assert "VP8/90000" in video and "rtx/90000" in video
+    assert "H264" not in video and "VP9" not in video and "AV1" not in video
+    audio = answer.split("m=video")[0].split("m=audio")[1]
+    assert "opus/48000/2" in audio and "PCMU" not in audio and "G722" not in audio
+    # H.264 first (a browser told to prefer it): the constrained baseline entries, not High.
+    chrome_h264 = edit(CHROME, "96 97 98 99 102", "102 96 97 98 99")
+    await edge.client.delete(resp.headers["Location"], headers=_headers(key))
+    resp = await _post(edge, "cam", key, chrome_h264)
+    video = (await resp.text()).split("m=video")[1]
+    assert resp.status == 201 and "H264/90000" in video and "VP8" not in video
+    assert "profile-level-id=64001f" not in video and "packetization-mode=0" not in video
+
+
+async def test_cors_and_a_chunked_body(edge: Edge) -> None:
+    key = await edge.registry.create("cam", "tiny")
+    pre = await edge.client.options("/whip/cam")
+    assert pre.status == 204 and pre.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
+
+    async def chunks(body: bytes, size: int = 500):  # type: ignore[no-untyped-def]
+        for i in range(0, len(body), size):
+            yield body[i : i + size]
+            await asyncio.sleep(0)
+
+    # No Content-Length: the offer arrives in pieces and is still read whole.
+    resp = await edge.client.post("/whip/cam", data=chunks(OBS.encode()), headers=_headers(key))
+    assert resp.status == 201, await resp.text()
+    assert resp.headers["Access-Control-Expose-Headers"] == "Location"
+    big = chunks((OBS + "a=x:" + "y" * 70_000 + "\r\n").encode(), 8192)
+    resp = await edge.client.post("/whip/other", data=big, headers=_headers(key))
+    await _error(resp, 413)
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
