@@ -40,7 +40,7 @@ class Feed:
         self._queue: collections.deque[bytes] = collections.deque()
         self._cond = threading.Condition()
         self._skipping = False  # video waits for a keyframe after a drop
-        self._dropping = False  # for one log line per episode
+        self._full = False  # for one log line each time the queue fills
         self.dropped = 0
 
     def codec(self, cfg: CodecConfig) -> None:
@@ -55,14 +55,14 @@ class Feed:
         with self._cond:
             if video and self._skipping and pkt.keyframe:
                 self._skipping = False
-            if len(self._queue) < self._limit and not (video and self._skipping):
+            full = len(self._queue) >= self._limit
+            if full and not self._full:
+                self._log.warning("feed: the edge is behind; dropping (%d so far)", self.dropped)
+            self._full = full
+            if not full and not (video and self._skipping):
                 self._queue.append(frames.encode_packet(pkt))
                 self._cond.notify()
-                self._dropping = False
                 return True
-            if not self._dropping:
-                self._log.warning("feed: the edge is behind; dropping (%d so far)", self.dropped)
-            self._dropping = True
             self.dropped += 1
             lost = video and not self._skipping
             self._skipping = self._skipping or video
