@@ -1,8 +1,9 @@
 """HLS media playlist parsing: playlist text in, segments with their sequence numbers and maps out.
 
-Only what a measuring viewer needs (RFC 8216): media sequence, discontinuity sequence, EXT-X-MAP,
-EXTINF + URI, EXT-X-DISCONTINUITY, EXT-X-GAP, EXT-X-ENDLIST. LL-HLS tags (parts, preload hints,
-server control) are skipped: the viewer follows whole segments.
+Only what a measuring viewer needs (RFC 8216bis): media sequence, discontinuity sequence,
+EXT-X-MAP, EXTINF + URI, EXT-X-DISCONTINUITY, EXT-X-GAP, EXT-X-ENDLIST, and the LL-HLS parts
+(EXT-X-PART, with the segment they belong to; those after the last segment belong to the one
+being written). Other tags (preload hints, server control, reports) are skipped.
 """
 
 from __future__ import annotations
@@ -28,12 +29,24 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Part:
+    msn: int  # the segment it belongs to
+    index: int
+    uri: str
+    duration: float
+    independent: bool
+    discontinuity_seq: int
+    map_uri: str | None
+
+
+@dataclass(frozen=True)
 class MediaPlaylist:
     media_sequence: int
     discontinuity_sequence: int
     target_duration: float
     segments: tuple[Segment, ...]
     ended: bool
+    parts: tuple[Part, ...] = ()  # every part listed, in order
 
     @property
     def last_msn(self) -> int | None:
@@ -64,6 +77,8 @@ def parse_media_playlist(text: str, base_url: str = "") -> MediaPlaylist:
     disc_count = 0
     map_uri: str | None = None
     segments: list[Segment] = []
+    pending: list[tuple[str, float, bool, int, str | None]] = []  # parts before their segment
+    parts: list[Part] = []
     for line in lines[1:]:
         tag, _, value = line.partition(":")
         if tag == "#EXT-X-STREAM-INF":
@@ -88,6 +103,14 @@ def parse_media_playlist(text: str, base_url: str = "") -> MediaPlaylist:
             gap = True
         elif tag == "#EXT-X-ENDLIST":
             ended = True
+        elif tag == "#EXT-X-PART":
+            attrs = parse_attributes(value)
+            if "URI" not in attrs or "DURATION" not in attrs:
+                raise PlaylistError("EXT-X-PART needs URI and DURATION")
+            independent = attrs.get("INDEPENDENT") == "YES"
+            uri = urljoin(base_url, attrs["URI"])
+            duration_s = _float(tag, attrs["DURATION"])
+            pending.append((uri, duration_s, independent, disc_sequence + disc_count, map_uri))
         elif not line.startswith("#"):
             if duration is None:
                 raise PlaylistError(f"segment {line!r} has no EXTINF")
@@ -97,9 +120,15 @@ def parse_media_playlist(text: str, base_url: str = "") -> MediaPlaylist:
                 msn, urljoin(base_url, line), duration, discontinuity, disc_seq, map_uri, gap
             )
             segments.append(seg)
+            parts += [Part(msn, i, *p) for i, p in enumerate(pending)]
+            pending = []
             duration, discontinuity, gap = None, False, False
         # Anything else (EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-PROGRAM-DATE-TIME, ...) is skipped.
-    return MediaPlaylist(media_sequence, disc_sequence, target, tuple(segments), ended)
+    open_msn = media_sequence + len(segments)
+    parts += [Part(open_msn, i, *p) for i, p in enumerate(pending)]
+    return MediaPlaylist(
+        media_sequence, disc_sequence, target, tuple(segments), ended, tuple(parts)
+    )
 
 
 def _int(tag: str, value: str) -> int:
