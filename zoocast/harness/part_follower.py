@@ -37,6 +37,8 @@ class PartFollower:
         self.errors: list[str] = []
         self.parts_fetched = 0
         self.restarts = 0  # segments restarted because another writer rewrote their parts
+        # (EXT-X-MEDIA-SEQUENCE, EXT-X-DISCONTINUITY-SEQUENCE) of every playlist read, in order
+        self.sequences: list[tuple[int, int]] = []
         self._next: tuple[int, int] | None = None  # (msn, part) wanted next
         self._fetched: dict[tuple[int, int], str] = {}  # URIs of the current segment's parts
         self._buffer = b""  # init + the current segment's parts so far
@@ -82,6 +84,7 @@ class PartFollower:
             self._error(f"playlist: {exc}")
             self._stop.wait(0.2)
             return 0
+        self.sequences.append((playlist.media_sequence, playlist.discontinuity_sequence))
         if not playlist.parts:
             return 0
         if self._next is None:
