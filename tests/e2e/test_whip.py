@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +10,16 @@ import sys
 import av
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import base, create, decode_segment, stream_info, wait_segments
+from tests.e2e.conftest import (
+    MediaPlaylist,
+    base,
+    carrier,
+    create,
+    decode_segment,
+    media_playlist,
+    stream_info,
+    wait_segments,
+)
 from zoocast.harness import timecode
 from zoocast.harness.frames import luma
 from zoocast.local.up import LocalCluster
@@ -25,12 +35,25 @@ def whip_publish(c: LocalCluster, stream: str, key: str, seconds: float) -> subp
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def first_segments(
+    c: LocalCluster, stream: str, rendition: str, pub: subprocess.Popen[bytes]
+) -> MediaPlaylist:
+    """Wait for two segments; if the publisher died meanwhile, say why rather than time out."""
+    try:
+        return wait_segments(c, stream, rendition, 2, timeout=40)
+    except AssertionError:
+        if pub.poll() is not None:
+            err = pub.stderr.read().decode() if pub.stderr else ""
+            raise AssertionError(f"the WHIP publisher exited {pub.returncode}: {err}") from None
+        raise
+
+
 def test_whip_publish_is_placed_and_plays_as_hls_with_capture_codes(cluster: LocalCluster) -> None:
     key = create(cluster, "webcam")
     pub = whip_publish(cluster, "webcam", key, seconds=40)
     try:
         for rendition, height in (("240p", 240), ("120p", 120)):
-            pl = wait_segments(cluster, "webcam", rendition, 2, timeout=40)
+            pl = first_segments(cluster, "webcam", rendition, pub)
             frames = decode_segment(cluster, "webcam", rendition, pl.segments[-1])
             assert frames and all(isinstance(f, av.VideoFrame) for f in frames)
             assert {f.height for f in frames} == {height}  # type: ignore[union-attr]
@@ -52,3 +75,31 @@ def test_whip_publish_is_placed_and_plays_as_hls_with_capture_codes(cluster: Loc
     assert pub.returncode == 0, err.decode()
     assert b"/whip/webcam/" in out
     wait_for(lambda: not stream_info(cluster, "webcam")["live"], "the publish to end", 10)
+
+
+def test_kill_9_of_the_transcoder_moves_a_whip_stream_and_the_publisher_stays(
+    cluster: LocalCluster,
+) -> None:
+    key = create(cluster, "webfail")
+    pub = whip_publish(cluster, "webfail", key, seconds=60)
+    try:
+        first_segments(cluster, "webfail", "240p", pub)
+        victim, epoch = carrier(cluster, "webfail")
+        os.kill(cluster.child(victim).proc.pid, signal.SIGKILL)
+
+        def moved_and_writing() -> bool:
+            pl = media_playlist(cluster, "webfail", "240p")
+            return bool(pl and any(s.map_uri == f"init/{epoch + 1}.mp4" for s in pl.segments))
+
+        wait_for(moved_and_writing, "segments from the successor", 30)
+        new, new_epoch = carrier(cluster, "webfail")
+        assert new != victim and new_epoch == epoch + 1
+        pl = wait_segments(cluster, "webfail", "240p", 1)
+        after = [s for s in pl.segments if s.map_uri == f"init/{new_epoch}.mp4"]
+        frames = decode_segment(cluster, "webfail", "240p", after[-1])
+        assert frames and any(timecode.read(luma(f)) for f in frames)  # type: ignore[arg-type]
+        assert pub.poll() is None, "the WHIP publisher must not notice the failover"
+        assert stream_info(cluster, "webfail")["publisher"]["protocol"] == "whip"
+    finally:
+        pub.kill()
+        pub.wait()
