@@ -17,6 +17,10 @@ from cluster.medialink.frames import CodecConfig, MediaPacket
 US = 1_000_000
 VIDEO_TRACK = 0  # the same track numbers as RTMP ingest
 AUDIO_TRACK = 1
+# aiortc's jitter buffer releases a frame once the next one starts arriving (video: one frame,
+# taken as 1/30 s) and holds audio until 4 more packets are in (4 x 20 ms of Opus).
+VIDEO_HOLD_US = 33_333
+AUDIO_HOLD_US = 80_000
 _START = re.compile(b"\x00\x00\x01")
 _IDR, _SPS, _PPS = 5, 7, 8
 
@@ -51,17 +55,20 @@ class TrackClock:
     """RTP ticks to microseconds on the session clock, monotonic per track.
 
     aiortc's timestamps start at 0 for each track separately, so the first frame of a track is
-    placed at its arrival time since the session started: audio and video line up to within the
-    jitter of their first frames (about a frame), and both start near 0."""
+    placed at its arrival time since the session started, less what aiortc's jitter buffer held
+    it back (`hold_us`): audio and video line up to within the jitter of their first frames, and
+    both start near 0. (RTCP sender reports would line them up exactly; aiortc keeps them private.)
+    """
 
     rate: int
+    hold_us: int = 0
     _offset_us: int | None = None
     _last_us: int = -1
 
     def stamp(self, ticks: int, arrival_us: int) -> int:
         t = ticks * US // self.rate
         if self._offset_us is None:
-            self._offset_us = max(0, arrival_us) - t
+            self._offset_us = max(0, arrival_us - self.hold_us) - t
         t += self._offset_us
         # A publisher's clock that steps back must not make the media link's time go backwards.
         t = max(t, self._last_us + 1)
@@ -81,7 +88,10 @@ class TrackIn:
     _started: bool = False
 
     def __post_init__(self) -> None:
-        self.clock = TrackClock(90_000 if self.kind == "video" else 48_000)
+        if self.kind == "video":
+            self.clock = TrackClock(90_000, VIDEO_HOLD_US)
+        else:
+            self.clock = TrackClock(48_000, AUDIO_HOLD_US)
 
     def config(self) -> CodecConfig:
         if self.codec == "h264":

@@ -147,7 +147,3 @@ class WhipSession:
         finally:
             self._closed.set()
             self.on_closed(self)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
