@@ -14,9 +14,10 @@ Catching up: a worker starts from the edge's GOP cache (and a successor from whe
 predecessor's HLS output stopped), so its first seconds of feed are old frames encoded faster
 than real time. Sent on, they would replay content viewers already saw and, arriving in a
 burst, push every viewer's jitter buffer seconds behind. Both are on the publisher's clock,
-which the edge also sees live from the publisher (`live_us`), so until a source is anchored its
-keyframes older than LIVE_WINDOW_US are skipped and another IDR is asked for; after
-`catchup_timeout` (a source whose clock is not the publisher's) the next keyframe is taken.
+which the edge also sees live from the publisher (`live_us`), so until a source is anchored
+its frames further behind than the usual lag + LIVE_WINDOW_US, or not newer than the last frame
+sent on, are skipped, and an IDR is asked for only once its frames are live. After
+`catchup_timeout` (a source whose clock is not the publisher's) any keyframe is taken.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ log = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, 1_000_000)  # the feed's timestamps are microseconds
 _KINDS = {FEED_VIDEO: "video", FEED_AUDIO: "audio"}
 # How far behind the publisher a source's first keyframe may be: the worker's decode + encode
-# delay with room for a loaded machine, well under a replayed GOP.
-LIVE_WINDOW_US = 700_000
+# delay with room to spare, well under a replayed GOP. On a loaded machine the previous source's
+# usual lag (smoothed) plus this much, so a slow but live worker is not refused.
+LIVE_WINDOW_US = 500_000
+_LAG_SMOOTHING = 0.1
 
 
 @dataclass(eq=False)
@@ -77,8 +80,13 @@ class Feed:
         self.timeline = Timeline()
         self.packets_in = 0
         self.keyreqs_sent = 0
-        self.skipped_behind = 0  # a source's keyframes skipped because they were not live yet
+        self.skipped_behind = (
+            0  # the current source's keyframes skipped because they were not live yet
+        )
         self._source_since = 0.0
+        self._shown_us: int | None = None  # source time of the newest video frame sent on
+        self._anchor_us: int | None = None  # source time of the current source's first frame
+        self._lag_us = 0.0  # how far behind the publisher sent frames usually are
         self.ended = False
         self.log = stream_logger(log, stream)
         self._upstream: Callable[[], bool] | None = None
@@ -96,13 +104,14 @@ class Feed:
             return
         self.timeline.switch(epoch)
         self._source_since = self.clock()
+        self.skipped_behind = 0
+        self._anchor_us = None
         self._upstream = keyreq
         self.codecs = {}
         self._cancel_pending()
+        # No KEYREQ yet: the new worker's first frames are old ones from the GOP cache, and an
+        # IDR forced among them would be skipped too (and spend the worker's rate limit).
         self._last_keyreq = -1e9
-        if self.viewers:
-            # The new source's first packets need not start with an IDR, and viewers need one.
-            self.request_keyframe("new source")
 
     def source_lost(self, epoch: int) -> None:
         if epoch == self.timeline.epoch:
@@ -123,17 +132,30 @@ class Feed:
             return  # replayed frames are not live: a viewer would see the past again
         self.packets_in += 1
         video = pkt.track == FEED_VIDEO
-        # A new source starts on a live video keyframe, so that its first frame decodes at once.
-        if not self.timeline.anchored and (FEED_VIDEO in self.codecs or video):
-            if not (video and pkt.keyframe):
-                return
-            if self._behind_live(pkt.pts_us):
-                self.skipped_behind += 1
-                self.request_keyframe("catching up to live")
-                return
+        if not self._admit(pkt, video):
+            return
+        anchoring = not self.timeline.anchored
         pts = self.timeline.place(pkt.track, pkt.pts_us, self.clock(), reference=video)
         if pts is None:
             return
+        if video:
+            self._shown_us = pkt.pts_us
+            live = self.live_us()
+            if live is not None:
+                lag = live - pkt.pts_us
+                self._lag_us += (lag - self._lag_us) * _LAG_SMOOTHING
+        if anchoring:
+            self._anchor_us = pkt.pts_us
+            live = self.live_us()
+            self.log.info(
+                "feed of epoch %d starts %.3f s after it attached, %s behind the publisher; "
+                "%d stale keyframes skipped; %d viewers",
+                self.timeline.epoch,
+                self.clock() - self._source_since,
+                "?" if live is None else f"{(live - pkt.pts_us) / 1e6:.3f} s",
+                self.skipped_behind,
+                len(self.viewers),
+            )
         if video and pkt.keyframe:
             self._cancel_pending()
         packet = av.Packet(pkt.data)
@@ -142,11 +164,28 @@ class Feed:
         for viewer in self.viewers:
             (viewer.video if video else viewer.audio).put(packet, pkt.keyframe)
 
-    def _behind_live(self, pts_us: int) -> bool:
+    def _admit(self, pkt: MediaPacket, video: bool) -> bool:
+        """Whether a packet of the current source may go to viewers (see "Catching up")."""
+        if self.timeline.anchored:
+            # Audio the source made before its first keyframe would be heard twice.
+            return video or self._anchor_us is None or pkt.pts_us >= self._anchor_us
+        if not video:
+            return FEED_VIDEO not in self.codecs  # an audio-only feed needs no keyframe
+        if self._stale(pkt.pts_us):
+            self.skipped_behind += pkt.keyframe
+            return False
+        if not pkt.keyframe and self.viewers:
+            # Live, but between keyframes: ask for one now rather than wait for the GOP.
+            self.request_keyframe("new source")
+        return pkt.keyframe
+
+    def _stale(self, pts_us: int) -> bool:
+        """Older than live, or already shown; only when the source is on the publisher's clock."""
         live = self.live_us()
         if live is None or self.clock() - self._source_since > self.catchup_timeout:
             return False
-        return pts_us < live - LIVE_WINDOW_US
+        shown = self._shown_us is not None and pts_us <= self._shown_us
+        return shown or pts_us < live - max(self._lag_us, 0.0) - LIVE_WINDOW_US
 
     # viewer side
     def add_viewer(self, on_end: Callable[[], None]) -> Viewer:

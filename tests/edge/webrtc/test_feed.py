@@ -119,3 +119,35 @@ async def test_a_source_starts_at_a_live_keyframe_not_at_its_replayed_past() -> 
     now[0] += 3.5
     feed.packet(2, _video(2, key=True))
     assert feed.timeline.anchored and bytes(await viewer.video.recv()) == b"v2"
+
+
+async def test_a_successor_never_repeats_what_its_predecessor_sent() -> None:
+    now = [100.0]
+    live = [10_000_000]
+    feed = Feed("s1", clock=lambda: now[0], live_us=lambda: live[0])
+    up = Upstream()
+    feed.source(1, up)
+    feed.codec(1, VIDEO)
+    viewer = feed.add_viewer(lambda: None)
+    for i in range(4):
+        feed.packet(1, _video(i, key=i == 0, epoch_pts=9_700_000))
+    feed.source(2, up)
+    feed.codec(2, VIDEO)
+    feed.codec(2, AUDIO)
+    # Its first IDR is recent enough to be live, but the viewer saw that moment already.
+    feed.packet(2, _video(1, key=True, epoch_pts=9_700_000))
+    feed.packet(2, MediaPacket(FEED_AUDIO, 9_800_000, 0, b"old audio"))
+    assert not feed.timeline.anchored and feed.skipped_behind == 1
+    feed.packet(2, _video(4, epoch_pts=9_700_000))  # new and live, between keyframes
+    assert up.keyreqs == 2  # the new viewer's, then "send an IDR now"
+    feed.packet(2, _video(5, key=True, epoch_pts=9_700_000))
+    feed.packet(2, MediaPacket(FEED_AUDIO, 9_800_000, 0, b"old audio"))
+    assert feed.timeline.anchored
+    assert [bytes(await viewer.video.recv()) for _ in range(5)] == [
+        b"v0",
+        b"v1",
+        b"v2",
+        b"v3",
+        b"v5",
+    ]
+    assert not viewer.audio._queue
