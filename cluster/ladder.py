@@ -1,11 +1,28 @@
-"""Ladder profiles: named sets of renditions the transcoder encodes (config in, validated rungs out)."""
+"""Ladder profiles: named sets of renditions the transcoder encodes (config in, validated rungs out).
+
+A stream uses a built-in profile by name, or its own ladder given when the stream is created: the
+spec (`Ladder.to_spec`, plain JSON) is validated at that boundary, stored in the stream's
+registry record, copied by the leader into the assignment, and rebuilt by the transcoder's worker
+with `resolve`. Every node therefore encodes exactly the ladder the stream was created with,
+whatever its own configuration says.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cluster.errors import BadRequest
 from cluster.ids import rendition_id
+
+# libx264's presets; anything else is refused where the ladder is defined, not at encode time.
+PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+)  # fmt: skip
+MAX_RUNGS = 8
+# Placement cost of a custom ladder: its pixel rate against the default ladder's (720p + 360p
+# at 30 fps costs 1.0), so a 1080p ladder weighs what it encodes.
+_DEFAULT_PIXELS_PER_SECOND = (1280 * 720 + 640 * 360) * 30
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,70 @@ class Ladder:
             raise BadRequest(f"ladder {self.name!r}: gop_seconds must be in [0.5, 10]")
         if not 0.1 <= self.part_seconds <= self.gop_seconds:
             raise BadRequest(f"ladder {self.name!r}: part_seconds must be in [0.1, gop_seconds]")
+        if len(self.rungs) > MAX_RUNGS:
+            raise BadRequest(f"ladder {self.name!r}: at most {MAX_RUNGS} rungs")
+        for rung in self.rungs:
+            if rung.height > 2160 or rung.video_kbps > 50_000:
+                raise BadRequest(f"ladder {self.name!r}: {rung.name} is beyond 2160p or 50 Mbit/s")
+        if not 1 <= self.fps <= 120:
+            raise BadRequest(f"ladder {self.name!r}: fps must be in [1, 120]")
+        if self.preset not in PRESETS:
+            raise BadRequest(f"ladder {self.name!r}: preset must be one of {', '.join(PRESETS)}")
+        if not 16 <= self.audio_kbps <= 512:
+            raise BadRequest(f"ladder {self.name!r}: audio_kbps must be in [16, 512]")
+        if not 0 < self.cost <= 100:
+            raise BadRequest(f"ladder {self.name!r}: cost must be in (0, 100]")
+
+    def to_spec(self) -> dict[str, Any]:
+        """Plain JSON: what the API shows and what a custom ladder is stored as."""
+        return {
+            "name": self.name,
+            "rungs": [
+                {"name": r.name, "height": r.height, "video_kbps": r.video_kbps, "webrtc": r.webrtc}
+                for r in self.rungs
+            ],
+            "gop_seconds": self.gop_seconds,
+            "part_seconds": self.part_seconds,
+            "fps": self.fps,
+            "preset": self.preset,
+            "audio_kbps": self.audio_kbps,
+            "cost": self.cost,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: object) -> Ladder:
+        """A ladder from user JSON; every problem is a BadRequest that names the field."""
+        if not isinstance(spec, dict):
+            raise BadRequest("ladder must be an object")
+        unknown = set(spec) - {
+            "name", "rungs", "gop_seconds", "part_seconds", "fps", "preset", "audio_kbps", "cost",
+        }  # fmt: skip
+        if unknown:
+            raise BadRequest(f"ladder: unknown fields {sorted(unknown)}")
+        name = rendition_id(_typed(spec, "name", str, "custom"))
+        raw_rungs = spec.get("rungs")
+        if not isinstance(raw_rungs, list) or not raw_rungs:
+            raise BadRequest("ladder.rungs must be a non-empty list")
+        rungs = tuple(_rung(r) for r in raw_rungs)
+        fps = _typed(spec, "fps", int, 30)
+        pixels = sum(r.height * r.height * 16 // 9 for r in rungs) * fps
+        return cls(
+            name=name,
+            rungs=rungs,
+            gop_seconds=float(_typed(spec, "gop_seconds", (int, float), 2.0)),
+            part_seconds=float(_typed(spec, "part_seconds", (int, float), 0.5)),
+            fps=fps,
+            preset=_typed(spec, "preset", str, "veryfast"),
+            audio_kbps=_typed(spec, "audio_kbps", int, 128),
+            cost=float(
+                _typed(
+                    spec,
+                    "cost",
+                    (int, float),
+                    max(0.1, round(pixels / _DEFAULT_PIXELS_PER_SECOND, 2)),
+                )
+            ),
+        )
 
     def rungs_for(self, src_height: int) -> tuple[Rung, ...]:
         """Rungs not above the source (never upscale); the lowest rung is kept whatever the source."""
@@ -69,6 +150,16 @@ LADDERS: dict[str, Ladder] = {
         "default",
         (Rung("720p", 720, 2500, webrtc=True), Rung("360p", 360, 800)),
     ),
+    "hd": Ladder(
+        "hd",
+        (
+            Rung("1080p", 1080, 5000),
+            Rung("720p", 720, 2800, webrtc=True),
+            Rung("480p", 480, 1400),
+            Rung("360p", 360, 800),
+        ),
+        cost=2.5,
+    ),
     # Small enough that a 2-core CI machine carries a few streams at once.
     "tiny": Ladder(
         "tiny",
@@ -78,6 +169,36 @@ LADDERS: dict[str, Ladder] = {
         audio_kbps=64,
     ),
 }
+
+
+def _typed(spec: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    if key not in spec and default is None:
+        raise BadRequest(f"ladder.{key} is required")
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise BadRequest(f"ladder.{key}: wrong type {type(value).__name__}")
+    return value
+
+
+def _rung(raw: object) -> Rung:
+    if not isinstance(raw, dict):
+        raise BadRequest("ladder.rungs: each rung must be an object")
+    unknown = set(raw) - {"name", "height", "video_kbps", "webrtc"}
+    if unknown:
+        raise BadRequest(f"ladder rung: unknown fields {sorted(unknown)}")
+    height = _typed(raw, "height", int, None)
+    name = raw.get("name", f"{height}p")
+    if not isinstance(name, str):
+        raise BadRequest("ladder rung name must be a string")
+    webrtc = raw.get("webrtc", False)
+    if not isinstance(webrtc, bool):
+        raise BadRequest("ladder rung webrtc must be true or false")
+    return Rung(rendition_id(name), height, _typed(raw, "video_kbps", int, None), webrtc)
+
+
+def resolve(profile: str, spec: dict[str, Any] | None = None) -> Ladder:
+    """The ladder a stream encodes: its own spec when it has one, else the named profile."""
+    return Ladder.from_spec(spec) if spec is not None else ladder(profile)
 
 
 def ladder(name: str) -> Ladder:

@@ -106,6 +106,7 @@ class StreamRecord(Payload):
     key_sha256: str
     created_at: float = field(default_factory=now)
     profile: str = "default"
+    ladder: dict[str, Any] | None = None  # the stream's own ladder (Ladder.to_spec), if any
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ class Assignment(Payload):
     epoch: int
     source: str  # media address of the ingest edge to pull from
     profile: str = "default"
+    ladder: dict[str, Any] | None = None  # copied from the stream's record: what to encode
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from cluster.errors import Conflict, NotFound, Unauthorized, ZkNodeExists
 from cluster.ids import new_stream_key, stream_id
-from cluster.ladder import ladder
+from cluster.ladder import Ladder, ladder
 from cluster.paths import Paths
 from cluster.payloads import Placement, Publisher, StreamRecord
 from cluster.zk.bridge import ZkBridge
@@ -35,15 +35,22 @@ class Registry:
         self.zk = zk
         self.paths = paths
 
-    async def create(self, stream: str, profile: str) -> str:
-        """Register a stream; returns its key, which is never stored or shown again."""
+    async def create(
+        self, stream: str, profile: str = "default", custom: Ladder | None = None
+    ) -> str:
+        """Register a stream; returns its key, which is never stored or shown again. A built-in
+        ladder is stored by name; a custom one whole, in the record."""
         stream = stream_id(stream)
-        ladder(profile)
+        if custom is None:
+            ladder(profile)
         key = new_stream_key()
+        record = StreamRecord(
+            key_digest(key),
+            profile=profile if custom is None else custom.name,
+            ladder=None if custom is None else custom.to_spec(),
+        )
         try:
-            await self.zk.create(
-                self.paths.stream(stream), bytes(StreamRecord(key_digest(key), profile=profile))
-            )
+            await self.zk.create(self.paths.stream(stream), bytes(record))
         except ZkNodeExists:
             raise Conflict(f"stream {stream} already exists") from None
         return key

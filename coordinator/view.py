@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from cluster.errors import BadRequest, ZkUnavailable
-from cluster.ladder import ladder
+from cluster.ladder import ladder, resolve
 from cluster.payloads import Placement, Publisher, StreamRecord, TranscoderInfo
 from cluster.zk.bridge import ZkBridge
 from cluster.zk.ops import Node
@@ -252,7 +252,8 @@ class View:
         if name in self._streams:
             self._streams[name].record = record
         profile = record.profile if record else "default"
-        self._set(name, profile=profile, cost=_cost(profile))
+        spec = record.ladder if record else None
+        self._set(name, profile=profile, cost=_cost(profile, spec), ladder=spec)
 
     def _on_publisher(self, name: str, node: Node | None) -> None:
         publisher = self._update(name, "pub", node, Publisher)
@@ -278,9 +279,9 @@ class View:
         )
 
 
-def _cost(profile: str) -> float:
+def _cost(profile: str, spec: dict[str, Any] | None) -> float:
     try:
-        return ladder(profile).cost
+        return resolve(profile, spec).cost
     except BadRequest:
         return ladder("default").cost
 

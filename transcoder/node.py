@@ -16,7 +16,7 @@ from aiohttp import web
 
 from cluster.config import Settings
 from cluster.errors import BadRequest, ZkNodeExists
-from cluster.ladder import ladder
+from cluster.ladder import resolve
 from cluster.ops import METRICS, READY_CHECKS, make_app
 from cluster.payloads import Assignment, TranscoderInfo
 from cluster.runtime import wait_for_signal
@@ -135,7 +135,7 @@ class TranscoderNode:
         else:
             try:
                 a = Assignment.parse(data)
-                ladder(a.profile)
+                resolve(a.profile, a.ladder)
                 self.wanted[stream] = a
             except BadRequest as exc:
                 log.error("ignoring unreadable assignment for %s: %s", stream, exc.detail)

@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from cluster.config import Settings
-from cluster.ladder import ladder
+from cluster.ladder import resolve
 from cluster.payloads import Assignment
 from transcoder.pipeline.job import Job, run_worker
 
@@ -84,6 +84,7 @@ class Workers:
             node=s.node_id,
             source=a.source,
             profile=a.profile,
+            ladder=a.ladder,
             redis_url=s.redis,
             hls_window=s.hls_window,
             segment_ttl=s.segment_ttl,
@@ -101,7 +102,7 @@ class Workers:
         self.starts += 1
         key = (a.stream, a.epoch)
         self._attempts[key] = self._attempts.get(key, 0) + 1
-        worker = Worker(a.stream, a.epoch, ladder(a.profile).cost, proc)
+        worker = Worker(a.stream, a.epoch, resolve(a.profile, a.ladder).cost, proc)
         self.running[a.stream] = worker
         loop = asyncio.get_running_loop()
         loop.add_reader(proc.sentinel, self._reap, worker)

@@ -156,7 +156,7 @@ class _Planner:
             assert stream.publisher is not None
             self.commit(dst, stream.cost)
             assignment = Assignment(
-                stream.name, new.epoch, stream.publisher.media_addr, stream.profile
+                stream.name, new.epoch, stream.publisher.media_addr, stream.profile, stream.ladder
             )
         stale = holders - {dst} if dst else holders
         dead = {node for node in stale if node not in self.snap.transcoders}

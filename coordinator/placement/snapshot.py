@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from cluster.payloads import Assignment, Placement, Publisher, TranscoderInfo
 
@@ -20,6 +21,7 @@ class StreamView:
     name: str
     profile: str = "default"
     cost: float = 1.0
+    ladder: dict[str, Any] | None = None  # the stream's own ladder spec, handed to its worker
     publisher: Publisher | None = None
     # Creation zxid of the publisher znode: a publisher that reconnected has a newer one.
     publisher_czxid: int = 0

@@ -11,6 +11,7 @@ from cluster.errors import BadRequest
 from cluster.hot import keys
 from cluster.hot.model import renditions_from_json
 from cluster.ids import stream_id
+from cluster.ladder import Ladder, resolve
 from cluster.registry import StreamView
 from edge.api.context import API, json_body, require_admin
 
@@ -23,11 +24,20 @@ def _urls(request: web.Request, stream: str) -> dict[str, str]:
     }
 
 
+def _ladder(v: StreamView) -> dict[str, Any] | None:
+    """The ladder the stream is encoded with (a record too new to read shows as None)."""
+    try:
+        return resolve(v.record.profile, v.record.ladder).to_spec()
+    except BadRequest:
+        return None
+
+
 def _view(request: web.Request, v: StreamView) -> dict[str, Any]:
     body: dict[str, Any] = {
         "stream": v.stream,
         "created_at": v.record.created_at,
         "profile": v.record.profile,
+        "ladder": _ladder(v),
         "live": v.publisher is not None,
         "urls": _urls(request, v.stream),
         "publisher": None,
@@ -79,7 +89,10 @@ async def create_stream(request: web.Request) -> web.Response:
     profile = body.get("profile", ctx.settings.ladder)
     if not isinstance(profile, str):
         raise BadRequest("profile must be a string")
-    key = await ctx.registry.create(stream, profile)
+    # A ladder of its own (validated here, at the boundary), or a built-in profile by name.
+    custom = Ladder.from_spec(body["ladder"]) if "ladder" in body else None
+    key = await ctx.registry.create(stream, profile, custom)
+    profile = custom.name if custom else profile
     urls = _urls(request, stream)
     return web.json_response(
         {

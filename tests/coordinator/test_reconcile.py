@@ -46,6 +46,15 @@ def test_the_assignment_carries_the_profile() -> None:
     snap = with_stream(snap, "s1", profile="tiny", cost=0.5)
     (change,) = reconcile(snap)
     assert change.assignment is not None and change.assignment.profile == "tiny"
+    assert change.assignment.ladder is None
+
+
+def test_the_assignment_carries_a_custom_ladder_whole() -> None:
+    spec = {"name": "event", "rungs": [{"name": "480p", "height": 480, "video_kbps": 1200}]}
+    snap = with_stream(cluster([node("a")], ["s1"]), "s1", profile="event", ladder=spec)
+    (change,) = reconcile(snap)
+    assert change.assignment is not None
+    assert (change.assignment.profile, change.assignment.ladder) == ("event", spec)
 
 
 def test_a_joining_node_moves_nothing() -> None:

@@ -24,7 +24,7 @@ from redis.retry import Retry
 
 from cluster import logs
 from cluster.errors import Fenced
-from cluster.ladder import ladder
+from cluster.ladder import resolve
 from cluster.logs import stream_logger
 from transcoder.pipeline.context import AUDIO, Context
 from transcoder.pipeline.control import (
@@ -58,6 +58,7 @@ class Job:
     node: str
     source: str  # the ingest edge's media address, host:port
     profile: str = "default"  # ladder profile name
+    ladder: dict[str, Any] | None = None  # the stream's own ladder spec, if it has one
     redis_url: str = "redis://127.0.0.1:6379/0"
     hls_window: int = 6
     segment_ttl: float = 120.0  # seconds
@@ -113,7 +114,7 @@ def _run(
     client: redis.Redis,
     slog: logging.LoggerAdapter[Any],
 ) -> int:
-    profile = ladder(job.profile)
+    profile = resolve(job.profile, job.ladder)
     output = Output(
         client, job.stream, job.epoch, job.hls_window, job.segment_ttl, slog, profile.gop_seconds
     )

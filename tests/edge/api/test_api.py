@@ -176,3 +176,27 @@ async def test_ops_endpoints(client: Client) -> None:
     assert (await client.get("/healthz")).status == 200
     assert (await _json(await client.get("/readyz"), 200))["ready"] is True
     assert (await client.get("/metrics")).status == 200
+
+
+async def test_a_stream_with_its_own_ladder_shows_it(client: Client, zk: ZkBridge) -> None:
+    spec = {
+        "name": "event",
+        "rungs": [{"height": 1080, "video_kbps": 5000}, {"height": 480, "video_kbps": 1200}],
+        "gop_seconds": 3,
+    }
+    got = await _json(
+        await client.post("/api/streams", json={"stream": "ev", "ladder": spec}, headers=ADMIN),
+        201,
+    )
+    assert got["profile"] == "event"
+    shown = await _json(await client.get("/api/streams/ev"), 200)
+    assert [r["name"] for r in shown["ladder"]["rungs"]] == ["1080p", "480p"]
+    assert shown["ladder"]["gop_seconds"] == 3.0 and shown["ladder"]["preset"] == "veryfast"
+    record = await Registry(zk, zk.paths).record("ev")
+    assert record.ladder == shown["ladder"]  # what the leader hands to the transcoder
+    named = await _json(await client.get("/api/streams"), 200)
+    assert {s["stream"]: s["ladder"]["name"] for s in named["streams"]}["ev"] == "event"
+    bad = {"stream": "ev2", "ladder": {"rungs": [{"height": 100, "video_kbps": 1}], "fps": 500}}
+    refused = await _json(await client.post("/api/streams", json=bad, headers=ADMIN), 400)
+    assert "fps" in refused["detail"]
+    await _json(await client.get("/api/streams/ev2"), 404)  # nothing was written

@@ -158,3 +158,36 @@ def test_an_audio_only_opus_stream_becomes_an_aac_rendition(
     assert all(abs(e.start_us - n * GOP_US) < 25_000 for n, e in enumerate(entries)), entries
     samples = hot.audio(hot.file_of(redis_sync, "cam", "audio", entries))
     assert samples and abs(hot.at(samples[-1]) - 5.98) < 0.05
+
+
+def test_a_custom_ladder_is_encoded_and_rungs_above_the_source_are_skipped(
+    redis_sync: redis.Redis,
+    clip: Media,
+    edge: FakeEdge,
+    make_job: Callable[..., Job],
+    start_worker: StartWorker,
+) -> None:
+    spec = {
+        "name": "own",
+        "rungs": [
+            {"height": 720, "video_kbps": 2000},  # above the 240p source: skipped, not upscaled
+            {"height": 180, "video_kbps": 300, "webrtc": True},
+            {"height": 96, "video_kbps": 100},
+        ],
+        "gop_seconds": 1,
+        "fps": 15,
+        "preset": "ultrafast",
+        "audio_kbps": 64,
+    }
+    edge.feed(Feed(live=clip.packets, eos=False))
+    proc = start_worker(make_job(1, stream="own", profile="own", ladder=spec))
+    names = ("180p", "96p", "audio")
+    wait_for(lambda: hot.has_segments(redis_sync, "own", 3, names), "3 segments of each rung", 30)
+    edge.send_eos()
+    proc.join(10)
+    info = hot.renditions(redis_sync, "own")
+    assert set(info) == set(names)
+    assert (info["180p"].height, info["96p"].height) == (180, 96)
+    assert not hot.entries(redis_sync, "own", "720p")
+    entries = hot.entries(redis_sync, "own", "180p")
+    assert all(abs(e.duration - 1.0) < 0.01 for e in entries)  # the ladder's own 1 s GOP
