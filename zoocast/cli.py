@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from cluster.config import Settings, load
@@ -73,6 +74,13 @@ def _stream(args: argparse.Namespace) -> int:
         body: dict[str, Any] = {"stream": args.stream}
         if args.profile:
             body["profile"] = args.profile
+        if args.ladder:
+            # A JSON ladder spec, inline or from a file (@path).
+            text = Path(args.ladder[1:]).read_text() if args.ladder.startswith("@") else args.ladder
+            try:
+                body["ladder"] = json.loads(text)
+            except ValueError as exc:
+                raise RuntimeError(f"--ladder is not JSON: {exc}") from None
         _print(api(args.api, "POST", "/api/streams", args.token, body))
     elif args.action == "list":
         _print(api(args.api, "GET", "/api/streams"))
@@ -106,7 +114,13 @@ def parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("stream", help="create, list or delete streams")
     sm.add_argument("action", choices=["create", "list", "delete"])
     sm.add_argument("stream", nargs="?")
-    sm.add_argument("--profile", help="ladder profile for a new stream")
+    sm.add_argument(
+        "--profile", help="built-in ladder profile for a new stream: default | hd | tiny"
+    )
+    sm.add_argument(
+        "--ladder",
+        help='the stream\'s own ladder as JSON or @file, e.g. {"rungs": [{"height": 720, "video_kbps": 2500}]}',
+    )
     _api_args(sm)
     dr = sub.add_parser("drain", help="move every stream off a transcoder")
     dr.add_argument("node")
