@@ -9,6 +9,7 @@ whatever its own configuration says.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
 )  # fmt: skip
 MAX_RUNGS = 8
+MAX_DVR_SECONDS = 7200  # Redis holds the window in memory: a short DVR, not an archive
 # Placement cost of a custom ladder: its pixel rate against the default ladder's (720p + 360p
 # at 30 fps costs 1.0), so a 1080p ladder weighs what it encodes.
 _DEFAULT_PIXELS_PER_SECOND = (1280 * 720 + 640 * 360) * 30
@@ -50,6 +52,7 @@ class Ladder:
     preset: str = "veryfast"
     audio_kbps: int = 128
     cost: float = 1.0  # placement cost units, compared against a transcoder's capacity
+    dvr_seconds: float = 0.0  # how far back viewers may rewind; 0: the live window only
 
     def __post_init__(self) -> None:
         if not self.rungs:
@@ -77,6 +80,8 @@ class Ladder:
             raise BadRequest(f"ladder {self.name!r}: preset must be one of {', '.join(PRESETS)}")
         if not 16 <= self.audio_kbps <= 512:
             raise BadRequest(f"ladder {self.name!r}: audio_kbps must be in [16, 512]")
+        if not 0 <= self.dvr_seconds <= MAX_DVR_SECONDS:
+            raise BadRequest(f"ladder {self.name!r}: dvr_seconds must be in [0, {MAX_DVR_SECONDS}]")
         if not 0 < self.cost <= 100:
             raise BadRequest(f"ladder {self.name!r}: cost must be in (0, 100]")
 
@@ -94,6 +99,7 @@ class Ladder:
             "preset": self.preset,
             "audio_kbps": self.audio_kbps,
             "cost": self.cost,
+            "dvr_seconds": self.dvr_seconds,
         }
 
     @classmethod
@@ -103,6 +109,7 @@ class Ladder:
             raise BadRequest("ladder must be an object")
         unknown = set(spec) - {
             "name", "rungs", "gop_seconds", "part_seconds", "fps", "preset", "audio_kbps", "cost",
+            "dvr_seconds",
         }  # fmt: skip
         if unknown:
             raise BadRequest(f"ladder: unknown fields {sorted(unknown)}")
@@ -121,6 +128,7 @@ class Ladder:
             fps=fps,
             preset=_typed(spec, "preset", str, "veryfast"),
             audio_kbps=_typed(spec, "audio_kbps", int, 128),
+            dvr_seconds=float(_typed(spec, "dvr_seconds", (int, float), 0.0)),
             cost=float(
                 _typed(
                     spec,
@@ -130,6 +138,10 @@ class Ladder:
                 )
             ),
         )
+
+    def window(self, live_segments: int) -> int:
+        """Segments a media playlist lists: the live window, or the DVR window if longer."""
+        return max(live_segments, math.ceil(self.dvr_seconds / self.gop_seconds))
 
     def rungs_for(self, src_height: int) -> tuple[Rung, ...]:
         """Rungs not above the source (never upscale); the lowest rung is kept whatever the source."""

@@ -97,6 +97,7 @@ class RenditionInfo:
     height: int = 0
     fps: float = 0.0
     part_target: float = 0.0  # LL-HLS part target in seconds; 0: the writer cuts no parts
+    window: int = 0  # segments a media playlist lists (longer with a DVR window); 0: the edge's
 
     def to_dict(self) -> dict[str, Any]:
         return {"v": V, **asdict(self)}

@@ -66,3 +66,11 @@ def test_bad_specs_are_refused_naming_the_problem(change: dict[str, Any], words:
     with pytest.raises(BadRequest) as err:
         Ladder.from_spec({**HD, **change})
     assert words in err.value.detail
+
+
+def test_a_dvr_window_lengthens_the_playlist_within_bounds() -> None:
+    got = Ladder.from_spec({**HD, "dvr_seconds": 600})
+    assert got.window(6) == 150  # ten minutes of 4 s segments
+    assert Ladder.from_spec(HD).window(6) == 6
+    with pytest.raises(BadRequest):
+        Ladder.from_spec({**HD, "dvr_seconds": 86_400})

@@ -82,6 +82,7 @@ class AudioChain:
             bandwidth=int(ctx.ladder.audio_kbps * 1000 * MUX_OVERHEAD),
             codecs=audio_codecs(asc),
             part_target=ctx.ladder.part_seconds,
+            window=ctx.output.window,
         )
         self.segmenter = Segmenter(part_ticks=round(ctx.ladder.part_seconds * RATE))
         self.held: collections.deque[MediaPacket] = collections.deque(maxlen=HOLD_LIMIT)

@@ -115,9 +115,10 @@ def _run(
     slog: logging.LoggerAdapter[Any],
 ) -> int:
     profile = resolve(job.profile, job.ladder)
-    output = Output(
-        client, job.stream, job.epoch, job.hls_window, job.segment_ttl, slog, profile.gop_seconds
-    )
+    # A DVR window lengthens the playlist, and segments must live at least as long as it.
+    window = profile.window(job.hls_window)
+    ttl = max(job.segment_ttl, (window + 2) * profile.gop_seconds)
+    output = Output(client, job.stream, job.epoch, window, ttl, slog, profile.gop_seconds)
     try:
         output.claim()
         resume = output.resume([*(r.name for r in profile.rungs), AUDIO])

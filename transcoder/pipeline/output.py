@@ -82,6 +82,7 @@ class Output:
         self.client = client
         self.stream = stream
         self.epoch = epoch
+        self.window = hls_window  # segments a playlist lists
         self.keep = hls_window + INDEX_SLACK
         self.ttl_ms = max(1, int(segment_ttl * 1000))
         self.log = log

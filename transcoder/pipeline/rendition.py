@@ -165,5 +165,6 @@ class Rendition:
                 height=self.height,
                 fps=round(fps, 3),
                 part_target=ladder.part_seconds,
+                window=self.ctx.output.window,
             )
         self.out.submit(closed, self.info)

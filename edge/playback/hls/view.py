@@ -33,20 +33,23 @@ async def read(
     client: redis.asyncio.Redis, stream: str, rendition: str, window: int
 ) -> RenditionView:
     async with client.pipeline(transaction=True) as pipe:
-        pipe.lrange(keys.index(stream, rendition), -window, -1)
+        # The whole index (the writer trims it): a DVR stream lists more than `window`.
+        pipe.lrange(keys.index(stream, rendition), 0, -1)
         pipe.hget(keys.state(stream, rendition), "disc")
         pipe.lrange(keys.parts(stream, rendition), 0, -1)
         pipe.get(keys.epoch(stream))
         pipe.get(keys.renditions(stream))
         raw_entries, disc, raw_parts, epoch, raw_renditions = await pipe.execute()
-    entries = [SegmentEntry.from_json(x) for x in raw_entries]
-    last = entries[-1].msn if entries else -1
-    # Parts of the open segment only: a list left by a writer that died is for the same msn.
-    parts = [p for p in map(PartEntry.from_json, raw_parts) if p.msn == last + 1]
     try:
         renditions = renditions_from_json(raw_renditions) if raw_renditions else []
     except (BadRequest, ValueError):
         renditions = []
+    info = next((r for r in renditions if r.name == rendition), None)
+    listed = info.window if info is not None and info.window > 0 else window
+    entries = [SegmentEntry.from_json(x) for x in raw_entries[-listed:]]
+    last = entries[-1].msn if entries else -1
+    # Parts of the open segment only: a list left by a writer that died is for the same msn.
+    parts = [p for p in map(PartEntry.from_json, raw_parts) if p.msn == last + 1]
     return RenditionView(entries, int(disc or 0), parts, int(epoch or 0), renditions)
 
 

@@ -29,10 +29,12 @@ FPS, GOP = 10, 10  # 1 s segments of 10 frames, parts of 0.3 s (3 frames)
 class Writer:
     """Drives a real TrackOutput frame by frame, doing the writer thread's work inline."""
 
-    def __init__(self, client: redis.Redis, epoch: int = 1) -> None:
-        self.out = Output(client, STREAM, epoch, 6, 60.0, LOG, gop_seconds=0.0)
+    def __init__(self, client: redis.Redis, epoch: int = 1, window: int = 6) -> None:
+        self.out = Output(client, STREAM, epoch, window, 60.0, LOG, gop_seconds=0.0)
         self.out.claim()
-        info = RenditionInfo(R, "video", 500_000, "avc1.42c00d", 426, 240, FPS, part_target=0.3)
+        info = RenditionInfo(
+            R, "video", 500_000, "avc1.42c00d", 426, 240, FPS, part_target=0.3, window=window
+        )
         client.set(keys.renditions(STREAM), renditions_to_json([info]))
         self.info = info
         self.track: TrackOutput = self.out.track(R, Resume())
@@ -142,3 +144,18 @@ async def test_each_object_is_read_from_redis_once(client: Client, redis_sync: r
     got = await asyncio.gather(*(client.get(f"/hls/{STREAM}/{R}/0.m4s") for _ in range(20)))
     assert {r.status for r in got} == {200}
     assert cache.misses == 1 and cache.hits == 19
+
+
+async def test_a_dvr_window_lists_more_segments_and_delta_updates_skip_them(
+    client: Client, redis_sync: redis.Redis
+) -> None:
+    w = Writer(redis_sync, window=20)  # the edge's own window is 6
+    w.until(lambda: w.frame > 25 * GOP)
+    full = await _playlist(client)
+    done = [s for s in full.segments if s.uri]
+    assert len(done) == 20 and done[-1].uri == "24.m4s"
+    delta = await _playlist(client, "?_HLS_skip=YES")
+    assert delta.skip.skipped_segments == 20 - 6  # 1 s segments: older than 6 s are skipped
+    assert [s.uri for s in delta.segments if s.uri] == [s.uri for s in done[-6:]]
+    first = await client.get(f"/hls/{STREAM}/{R}/5.m4s")  # 20 s back: still there to rewind to
+    assert first.status == 200
