@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -33,6 +34,14 @@ def test_ll_hls_viewer_and_ffmpeg_play_through_a_transcoder_kill(cluster: LocalC
     player = None
     try:
         wait_segments(cluster, "ll", "240p", 2)
+        # A third-party reader of the LL-HLS playlist: ffprobe finds the rendition's stream.
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,height", "-of", "json",
+             playlist],
+            capture_output=True, timeout=60, check=True,
+        )  # fmt: skip
+        streams = json.loads(probe.stdout)["streams"]
+        assert {"codec_name": "h264", "height": 240} in streams, streams
         viewer = PartFollower(playlist).start()
         # ffmpeg as a second, independent player: it must read through the discontinuity.
         player = subprocess.Popen(
