@@ -40,10 +40,12 @@ log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 1_000_000)  # the feed's timestamps are microseconds
 _KINDS = {FEED_VIDEO: "video", FEED_AUDIO: "audio"}
-# How far behind the publisher a source's first keyframe may be: the worker's decode + encode
-# delay with room to spare, well under a replayed GOP. On a loaded machine the previous source's
-# usual lag (smoothed) plus this much, so a slow but live worker is not refused.
-LIVE_WINDOW_US = 500_000
+# How far behind the publisher a source's first keyframe may be, beyond the previous source's
+# usual lag (smoothed, for a loaded machine). A successor's IDR where live packets take over
+# comes after it decoded the whole GOP replay, so it is already some 0.2-0.7 s old here; 0.5 s
+# refused it on a loaded machine and cost another KEYREQ round (+0.5 s stall), while the frames
+# that follow it arrive in a burst no longer than this window.
+LIVE_WINDOW_US = 1_000_000
 _LAG_SMOOTHING = 0.1
 
 
