@@ -125,3 +125,18 @@ async def test_a_worker_switch_keeps_the_peer_connection_and_timestamps_monotoni
     finally:
         await viewer.stop()
         await first.stop()
+
+
+async def test_the_publisher_leaving_ends_the_viewers_sessions(edge: Edge) -> None:
+    worker = await ScriptedWorker(edge.media_port, "s1", 1).start()
+    viewer = await WhepViewer(edge.url).start()
+    try:
+        await await_for(lambda: len(viewer.readable()) >= 3, "frames at the viewer", 20)
+        edge.relay.end("publisher left")
+        await await_for(lambda: not edge.whep.sessions, "the WHEP session to close")
+        await await_for(
+            lambda: viewer.pc.connectionState == "closed", "the viewer to see the connection close"
+        )
+    finally:
+        await viewer.stop()
+        await worker.stop()
