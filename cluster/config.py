@@ -54,6 +54,8 @@ class Settings:
     rtmp_idle_timeout: float = 30.0  # an RTMP connection silent this long is closed
     rtmp_setup_timeout: float = 10.0  # handshake to publish must finish within this
     whip_connect_timeout: float = 10.0  # a WHIP publisher must connect (ICE, DTLS) within this
+    # A WHIP publisher silent this long is gone (ICE consent alone takes about 30 s to tell).
+    whip_idle_timeout: float = 5.0
     worker_pool: int = 2  # warm worker processes a transcoder keeps ready
     # Addresses an edge announces as ICE host candidates (comma-separated): its public address
     # behind NAT, 127.0.0.1 on one machine. aioice would otherwise skip loopback.
@@ -75,6 +77,7 @@ class Settings:
             "placement_wait",
             "segment_ttl",
             "whip_connect_timeout",
+            "whip_idle_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise BadRequest(f"{name} must be positive")

@@ -70,8 +70,9 @@ class WhipIngest:
         try:
             # Gathers every candidate before it returns: the answer carries them (no trickle).
             await pc.setLocalDescription(await pc.createAnswer())
+            s = self.settings
             session = WhipSession(
-                pc, publish, tracks, self.settings.whip_connect_timeout, self._closed
+                pc, publish, tracks, s.whip_connect_timeout, s.whip_idle_timeout, self._closed
             )
         except BaseException:
             await publish.close("WHIP negotiation failed")

@@ -2,7 +2,8 @@
 
 The publish ends, as a dropped or finished RTMP connection does (EOS to the relay, publisher
 znode removed), when the publisher sends DELETE, when its tracks end (RTCP BYE), when the peer
-connection fails or closes (ICE consent lost), or when it never connects within the timeout.
+connection fails or closes (ICE consent lost), when it never connects within
+`whip_connect_timeout`, or when no media arrives for `whip_idle_timeout`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 # Browsers answer every PLI with a keyframe; more than one a second only costs bitrate.
 PLI_MIN_INTERVAL = 1.0
+WATCH_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class WhipSession:
         publish: PublishSession,
         tracks: list[Track],
         connect_timeout: float,
+        idle_timeout: float,
         on_closed: Callable[[WhipSession], None],
     ) -> None:
         self.pc = pc
@@ -51,10 +54,12 @@ class WhipSession:
         self.stream = publish.stream
         self.answer = pc.localDescription.sdp
         self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
         self.on_closed = on_closed
         self.packets = 0
         self.log = stream_logger(log, self.stream)
         self._t0 = time.monotonic()
+        self._last_media = self._t0
         self._last_pli = -PLI_MIN_INTERVAL
         self._closed = asyncio.Event()
         self._closing = False
@@ -68,7 +73,7 @@ class WhipSession:
         self.pc.on("connectionstatechange", self._state_changed)
         for t in self.tracks:
             self._spawn(self._read(t))
-        self._spawn(self._watch_connect())
+        self._spawn(self._watchdog())
 
     def _spawn(
         self, coro: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]] | None = None
@@ -81,13 +86,25 @@ class WhipSession:
     def _state_changed(self) -> None:
         state = self.pc.connectionState
         self.log.debug("WHIP %s: peer connection %s", self.id, state)
-        if state in ("failed", "closed"):
+        if state == "connected":
+            self._last_media = time.monotonic()  # the idle clock starts once media can flow
+        elif state in ("failed", "closed"):
             self._close_soon(f"peer connection {state}")
 
-    async def _watch_connect(self) -> None:
-        await asyncio.sleep(self.connect_timeout)
-        if self.pc.connectionState != "connected":
-            await self.close(f"not connected within {self.connect_timeout:g}s (ICE/DTLS)")
+    async def _watchdog(self) -> None:
+        """End a publisher that never connects, or that goes silent: a killed encoder or a lost
+        network sends no BYE, and ICE consent would take about 30 s to notice."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            now = time.monotonic()
+            if self.pc.connectionState != "connected":
+                if now - self._t0 > self.connect_timeout:
+                    reason = f"not connected within {self.connect_timeout:g}s (ICE/DTLS)"
+                    break
+            elif now - self._last_media > self.idle_timeout:
+                reason = f"no media for {self.idle_timeout:g}s"
+                break
+        await self.close(reason)
 
     async def _read(self, t: Track) -> None:
         while True:
@@ -101,7 +118,8 @@ class WhipSession:
                 self.log.error("WHIP %s: %s receiver yields decoded frames", self.id, t.conv.kind)
                 self._close_soon("internal error: media was decoded on receive")
                 return
-            arrival_us = int((time.monotonic() - self._t0) * 1_000_000)
+            self._last_media = now = time.monotonic()
+            arrival_us = int((now - self._t0) * 1_000_000)
             assert item.pts is not None
             pkt = t.conv.packet(bytes(item), int(item.pts), arrival_us)
             if pkt is None:

@@ -78,7 +78,11 @@ async def edge(
     aiohttp_client: Callable[..., Awaitable[Client]],
 ) -> AsyncIterator[Edge]:
     settings = Settings(
-        node_id="edge-w", redis=redis_server.url, placement_wait=5.0, whip_connect_timeout=5.0
+        node_id="edge-w",
+        redis=redis_server.url,
+        placement_wait=5.0,
+        whip_connect_timeout=5.0,
+        whip_idle_timeout=2.0,
     )
     announce_hosts(settings.webrtc_host_list)  # as EdgeNode.start does
     registry = Registry(zk, zk.paths)

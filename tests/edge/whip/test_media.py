@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
+import time
 
 import av
 from aiortc import RTCSessionDescription
@@ -114,3 +116,23 @@ async def test_a_publisher_that_closes_without_delete_ends_the_publish(edge: Edg
     await await_for(lambda: relay.ended, "the publish to end", 10)
     assert not edge.ingest.sessions and not edge.publishing.sessions
     assert await edge.registry.zk.get(edge.registry.paths.publisher("cam")) is None
+
+
+async def test_a_killed_publisher_is_ended_by_the_idle_timeout(edge: Edge) -> None:
+    key = await edge.registry.create("cam", "tiny")
+    # kill -9 of an encoder: no DELETE, no BYE, only silence.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "zoocast.cli", "publish-test", "cam", "--whip", edge.url("/"),
+        "--key", key, "--size", "160x90", "--fps", "15",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        relay = await await_for(lambda: edge.publishing.relay("cam"), "the publish", 20)
+        await await_for(lambda: relay.packets_in > 20, "media at the relay", 15)
+    finally:
+        proc.kill()
+        await proc.wait()
+    killed = time.monotonic()
+    await await_for(lambda: relay.ended, "the publish to end", 10)
+    assert time.monotonic() - killed < 4.0, "the idle timeout (2 s), not ICE consent (30 s)"
+    assert not edge.publishing.sessions and not edge.ingest.sessions
