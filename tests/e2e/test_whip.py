@@ -9,7 +9,7 @@ import sys
 
 import av
 
-from tests.conftest import wait_for
+from tests.conftest import await_for, wait_for
 from tests.e2e.conftest import (
     MediaPlaylist,
     base,
@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
 )
 from zoocast.harness import timecode
 from zoocast.harness.frames import luma
+from zoocast.harness.whep_viewer import WhepError, WhepViewer
 from zoocast.local.up import LocalCluster
 
 
@@ -101,5 +102,34 @@ def test_kill_9_of_the_transcoder_moves_a_whip_stream_and_the_publisher_stays(
         assert pub.poll() is None, "the WHIP publisher must not notice the failover"
         assert stream_info(cluster, "webfail")["publisher"]["protocol"] == "whip"
     finally:
+        pub.kill()
+        pub.wait()
+
+
+async def test_whip_in_whep_out_frames_carry_capture_codes(cluster: LocalCluster) -> None:
+    """The issue's whole path: aiortc WHIP publisher -> edge -> transcoder -> edge -> aiortc WHEP
+    viewer (whose receivers, unmarked, decode as usual)."""
+    key = create(cluster, "loop")
+    pub = whip_publish(cluster, "loop", key, seconds=60)
+    viewer: WhepViewer | None = None
+
+    async def attempt() -> WhepViewer | None:
+        try:
+            return await WhepViewer(f"{base(cluster)}/whep/loop").start()
+        except WhepError:
+            return None  # 404 until the publish is placed and the feed is up
+
+    try:
+        viewer = await await_for(attempt, "a WHEP session for the WHIP stream", 40, 0.3)
+        v = viewer
+        await await_for(lambda: len(v.readable()) >= 30, "WHEP frames with capture codes", 40)
+        stamps = [r.capture for r in v.readable() if r.capture is not None]
+        assert stamps == sorted(stamps), "capture times go forward"
+        lat = v.latency()
+        print(f"\nWHIP -> WHEP glass-to-glass: p50 {lat.p50 * 1000:.0f} ms over {lat.count} frames")
+        assert 0 < lat.p50 < 2.0
+    finally:
+        if viewer is not None:
+            await viewer.stop()
         pub.kill()
         pub.wait()
