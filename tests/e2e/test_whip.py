@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import av
+import pytest
 
 from tests.conftest import await_for, wait_for
 from tests.e2e.conftest import (
@@ -26,13 +27,18 @@ from zoocast.harness.whep_viewer import WhepError, WhepViewer
 from zoocast.local.up import LocalCluster
 
 
-def whip_publish(c: LocalCluster, stream: str, key: str, seconds: float) -> subprocess.Popen[bytes]:
-    # Its own process, as OBS is: the publisher's encoding never competes with the test's loop.
+def whip_publish(
+    c: LocalCluster, stream: str, key: str, seconds: float, codec: str = "h264"
+) -> subprocess.Popen[bytes]:
+    """Its own process, as OBS is: the publisher's encoding never competes with the test's loop.
+    H.264 is sent as OBS does (own encoder, offer without candidates), VP8 as a browser does."""
     cmd = [
         sys.executable, "-m", "zoocast.cli", "publish-test", stream,
         "--whip", base(c), "--key", key, "--size", "426x240", "--fps", "15", "--gop", "1",
-        "--bitrate", "300", "--duration", str(seconds), "--no-candidates",
+        "--bitrate", "300", "--duration", str(seconds), "--codec", codec,
     ]  # fmt: skip
+    if codec == "h264":
+        cmd.append("--no-candidates")
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -49,9 +55,12 @@ def first_segments(
         raise
 
 
-def test_whip_publish_is_placed_and_plays_as_hls_with_capture_codes(cluster: LocalCluster) -> None:
+@pytest.mark.parametrize("codec", ["h264", "vp8"])
+def test_whip_publish_is_placed_and_plays_as_hls_with_capture_codes(
+    cluster: LocalCluster, codec: str
+) -> None:
     key = create(cluster, "webcam")
-    pub = whip_publish(cluster, "webcam", key, seconds=40)
+    pub = whip_publish(cluster, "webcam", key, seconds=40, codec=codec)
     try:
         for rendition, height in (("240p", 240), ("120p", 120)):
             pl = first_segments(cluster, "webcam", rendition, pub)
@@ -69,7 +78,7 @@ def test_whip_publish_is_placed_and_plays_as_hls_with_capture_codes(cluster: Loc
         info = stream_info(cluster, "webcam")
         assert info["live"] and info["publisher"]["protocol"] == "whip"
         assert info["placement"]["state"] == "placed"
-        assert sorted(info["publisher"]["codecs"]) == ["h264", "opus"]
+        assert sorted(info["publisher"]["codecs"]) == sorted([codec, "opus"])
     finally:
         pub.send_signal(signal.SIGTERM)  # the harness sends DELETE on its way out, as OBS does
         out, err = pub.communicate(timeout=20)
