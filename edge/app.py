@@ -71,6 +71,7 @@ class EdgeNode:
             "edge_packets_in_total": sum(r.packets_in for r in relays),
             "edge_gop_cache_bytes": sum(r.gop.size for r in relays),
             "edge_whep_viewers": sum(len(r.feed.viewers) for r in relays),
+            "edge_whip_sessions": len(self.whip.sessions),
         }
 
     async def start(self) -> None:
