@@ -2,7 +2,7 @@
 transcoder's own writer, and a real edge HTTP app serving it in a process of its own.
 
 The stream is what the default ladder produces, in shape: renditions 720p, 360p and audio,
-30 fps, 2 s segments cut into 0.5 s parts, with the 720p segments about 400 KB. Frames are
+30 fps, 2 s segments (or longer) cut into 0.5 s parts, with the 720p segments about 400 KB. Frames are
 random bytes (the edge never looks inside them); every write goes through `Output` and
 `TrackOutput`, as in a worker, so keys, index entries, parts and pub/sub messages are the real ones.
 
@@ -36,10 +36,8 @@ from transcoder.pipeline.segments import Mark, Segmenter
 
 STREAM = "bench"
 FPS = 30
-GOP = 2 * FPS  # frames per segment
 VIDEO_TICKS = 90_000 // FPS
 AUDIO_RATE, AAC_FRAME = 48_000, 1024
-SEGMENT_SAMPLES = AUDIO_RATE * GOP // FPS
 PART_SECONDS = 0.5
 LOG = logging.LoggerAdapter(logging.getLogger("bench"), {})
 
@@ -74,21 +72,28 @@ class Writer:
     """The default ladder's three renditions written frame by frame by the real writer thread."""
 
     def __init__(
-        self, client: redis.Redis, segment_kb: int = 400, epoch: int = 1, window: int = 6
+        self,
+        client: redis.Redis,
+        segment_kb: int = 400,
+        epoch: int = 1,
+        window: int = 6,
+        segment_seconds: int = 2,
     ) -> None:
         self.client = client
+        self.gop = gop = segment_seconds * FPS  # frames per segment
+        self.segment_samples = AUDIO_RATE * segment_seconds
         self.control = Control()
-        self.out = Output(client, STREAM, epoch, window, 3600.0, LOG, gop_seconds=GOP / FPS)
+        self.out = Output(client, STREAM, epoch, window, 3600.0, LOG, gop_seconds=segment_seconds)
         self.out.claim()
         pool = os.urandom(256 * 1024)
-        per_frame = segment_kb * 1024 // (GOP + 5)  # a key frame is about six times the others
+        per_frame = segment_kb * 1024 // (gop + 5)  # a key frame is about six times the others
         video = [
             ("720p", 1280, 720, per_frame * 6, per_frame),
             ("360p", 640, 360, per_frame * 2, per_frame // 3),
         ]
         self.tracks: list[_Track] = []
         for name, w, h, key, other in video:
-            kbps = (key + other * (GOP - 1)) * 8 * FPS // GOP // 1000
+            kbps = (key + other * (gop - 1)) * 8 * FPS // gop // 1000
             info = RenditionInfo(name, "video", kbps * 1320, "avc1.42c01f", w, h, FPS, PART_SECONDS)
             self.tracks.append(self._track(info, key, other, 90_000, pool))
         audio = RenditionInfo("audio", "audio", 140_800, "mp4a.40.2", part_target=PART_SECONDS)
@@ -110,17 +115,19 @@ class Writer:
 
     def step(self) -> None:
         """One video frame (and the audio up to its end); returns once Redis has what it closed."""
-        i = self.frame
+        i, gop = self.frame, self.gop
         t_us = i * 1_000_000 // FPS
-        mark = Mark(t_us, 1.7e9 + t_us / 1e6) if i % GOP == 0 else None
+        mark = Mark(t_us, 1.7e9 + t_us / 1e6) if i % gop == 0 else None
         for t in self.tracks:
-            t.add(i * VIDEO_TICKS, i % GOP == 0, mark)
+            t.add(i * VIDEO_TICKS, i % gop == 0, mark)
         end = (i + 1) * AUDIO_RATE // FPS
         while self.audio.frames * AAC_FRAME < end:
             n = self.audio.frames
             at = n * AAC_FRAME
             # The first audio frame at or after a video cut starts the segment.
-            starts = n == 0 or at // SEGMENT_SAMPLES != (at - AAC_FRAME) // SEGMENT_SAMPLES
+            starts = (
+                n == 0 or at // self.segment_samples != (at - AAC_FRAME) // self.segment_samples
+            )
             amark = None
             if starts:
                 a_us = at * 1_000_000 // AUDIO_RATE
@@ -140,7 +147,7 @@ class Writer:
 
     def until_segments(self, n: int) -> None:
         """Write until `n` segments of every rendition are complete and the next has one part."""
-        while self.frame < n * GOP + FPS // 2 + 1:
+        while self.frame < n * self.gop + FPS // 2 + 1:
             self.step()
 
     def position(self) -> tuple[int, int]:
@@ -148,6 +155,13 @@ class Writer:
         state = self.client.hget(keys.state(STREAM, "720p"), "msn")
         last = int(state) if state is not None else -1
         return last + 1, self.client.llen(keys.parts(STREAM, "720p"))
+
+    def next_part(self) -> tuple[int, int]:
+        """Write until 720p has one more part (or a new segment); the new position."""
+        start = self.position()
+        while (now := self.position()) == start:
+            self.step()
+        return now
 
     def close(self) -> None:
         self.control.halt("bench done")
@@ -163,14 +177,23 @@ def raise_fd_limit() -> int:
     return hard
 
 
-async def _serve_edge(redis_url: str, port: int, window: int) -> None:
+async def _serve_edge(redis_url: str, port: int, window: int, pool: str) -> None:
     import redis.asyncio
     from aiohttp import web
 
     from cluster.ops import METRICS, make_app
     from edge.playback.hls import routes as hls
 
-    client = redis.asyncio.Redis.from_url(redis_url)
+    if pool == "blocking":
+        # Not what the edge ships (edge/app.py: `Redis.from_url`, whose pool in redis-py 8
+        # refuses a 101st concurrent command): the same 100 connections, callers queued.
+        client = redis.asyncio.Redis(
+            connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
+                redis_url, max_connections=100
+            )
+        )
+    else:
+        client = redis.asyncio.Redis.from_url(redis_url)  # as edge/app.py makes it
     app = make_app(client_max_size=64 * 1024)
     app[hls.REDIS] = client
     app[hls.WINDOW] = window
@@ -223,13 +246,19 @@ async def _serve_bare(files: dict[str, bytes], port: int) -> None:
 
 
 def start_edge(
-    redis_url: str, port: int, core: int, window: int = 6, bare_root: Path | None = None
+    redis_url: str,
+    port: int,
+    core: int,
+    window: int = 6,
+    bare_root: Path | None = None,
+    pool: str = "default",
 ) -> subprocess.Popen[bytes]:
     """The edge HTTP app (or, with `bare_root`, the bare handler) in its own process on
     `core`; returns once it answers."""
     cmd = ["taskset", "-c", str(core), sys.executable, "-m", "bench.hls_fixture"]
     if bare_root is None:
         cmd += ["edge", "--redis", redis_url, "--port", str(port), "--window", str(window)]
+        cmd += ["--pool", pool]
     else:
         cmd += ["bare", "--root", str(bare_root), "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent)
@@ -284,12 +313,13 @@ def _main() -> int:
     p.add_argument("--root", type=Path)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--window", type=int, default=6)
+    p.add_argument("--pool", choices=["default", "blocking"], default="default")
     args = p.parse_args()
     raise_fd_limit()
     logging.basicConfig(level=logging.WARNING)
     try:
         if args.role == "edge":
-            asyncio.run(_serve_edge(args.redis, args.port, args.window))
+            asyncio.run(_serve_edge(args.redis, args.port, args.window, args.pool))
         else:
             asyncio.run(_serve_bare(_load_files(args.root), args.port))
     except KeyboardInterrupt:
