@@ -38,7 +38,10 @@ from edge.playback.webrtc.track import FeedTrack
 
 log = logging.getLogger(__name__)
 
-TIME_BASE = Fraction(1, 1_000_000)  # the feed's timestamps are microseconds
+# Packets carry their RTP clock (H.264 90 kHz, Opus 48 kHz) as time base: aiortc's senders then
+# skip a Fraction conversion per packet and viewer (6 % of the edge's CPU in bench/whep_fanout).
+CLOCK = {FEED_VIDEO: 90_000, FEED_AUDIO: 48_000}
+TIME_BASE = {track: Fraction(1, rate) for track, rate in CLOCK.items()}
 _KINDS = {FEED_VIDEO: "video", FEED_AUDIO: "audio"}
 # How far behind the publisher a source's first keyframe may be, beyond the previous source's
 # usual lag (smoothed, for a loaded machine). A successor's IDR where live packets take over
@@ -161,8 +164,8 @@ class Feed:
         if video and pkt.keyframe:
             self._cancel_pending()
         packet = av.Packet(pkt.data)
-        packet.pts = packet.dts = pts
-        packet.time_base = TIME_BASE
+        packet.pts = packet.dts = pts * CLOCK[pkt.track] // 1_000_000
+        packet.time_base = TIME_BASE[pkt.track]
         for viewer in self.viewers:
             (viewer.video if video else viewer.audio).put(packet, pkt.keyframe)
 

@@ -45,7 +45,7 @@ async def test_viewer_starts_at_a_keyframe_and_the_feed_at_the_sources_first_one
     got = [bytes(await viewer.video.recv()) for _ in range(2)]
     assert got == [b"v1", b"v2"]
     audio = await viewer.audio.recv()
-    assert bytes(audio) == b"a1" and audio.pts == 70_000 - 66_666  # same offset as video
+    assert bytes(audio) == b"a1" and audio.pts == (70_000 - 66_666) * 48 // 1000  # as video
 
 
 async def test_slow_viewer_skips_to_the_next_keyframe_without_holding_others() -> None:
