@@ -43,7 +43,9 @@ class FeedTrack(MediaStreamTrack):
             self.skips += 1
             if self.kind == "video" and not keyframe:
                 self.waiting_key = True
-                self.on_skip()
+                if self.sent:
+                    # A viewer that is not reading yet (ICE, DTLS) asks for nothing.
+                    self.on_skip()
                 return
         self._queue.append(packet)
         self._ready.set()

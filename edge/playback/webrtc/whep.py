@@ -39,9 +39,14 @@ class WhepSession:
 
 
 class Whep:
-    def __init__(self, feeds: FeedLookup, stun: Sequence[str] = ()) -> None:
+    def __init__(
+        self, feeds: FeedLookup, stun: Sequence[str] = (), connect_timeout: float = 15.0
+    ) -> None:
         self.feeds = feeds
         self.stun = list(stun)
+        # A client that posts an offer and vanishes would hold a session until aioice gives up
+        # on its checks; its queues fill meanwhile.
+        self.connect_timeout = connect_timeout
         self.sessions: dict[str, WhepSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -84,6 +89,7 @@ class Whep:
             await self.close(session, "setup failed")
             raise
         pc.on("connectionstatechange", lambda: self._state_changed(session))
+        self._spawn(self._expect_connection(session))
         stream_logger(log, stream).info(
             "whep session %s started (%d viewers)", session.id, len(feed.viewers)
         )
@@ -109,6 +115,11 @@ class Whep:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _expect_connection(self, session: WhepSession) -> None:
+        await asyncio.sleep(self.connect_timeout)
+        if session.pc.connectionState != "connected":
+            await self.close(session, f"not connected after {self.connect_timeout:.0f} s")
 
     def _state_changed(self, session: WhepSession) -> None:
         if session.pc.connectionState in ("failed", "closed"):

@@ -19,8 +19,8 @@ class Upstream:
         return True
 
 
-def _feed(now: list[float]) -> tuple[Feed, Upstream]:
-    feed = Feed("s1", keyreq_interval=0.5, video_queue=4, clock=lambda: now[0])
+def _feed(now: list[float], keyreq_interval: float = 0.5) -> tuple[Feed, Upstream]:
+    feed = Feed("s1", keyreq_interval=keyreq_interval, video_queue=4, clock=lambda: now[0])
     up = Upstream()
     feed.source(1, up)
     feed.codec(1, VIDEO)
@@ -50,17 +50,30 @@ async def test_viewer_starts_at_a_keyframe_and_the_feed_at_the_sources_first_one
 
 async def test_slow_viewer_skips_to_the_next_keyframe_without_holding_others() -> None:
     now = [0.0]
-    feed, up = _feed(now)
+    feed, up = _feed(now, keyreq_interval=0.0)
     slow, fast = feed.add_viewer(lambda: None), feed.add_viewer(lambda: None)
     feed.packet(1, _video(0, key=True))
+    assert bytes(await slow.video.recv()) == b"v0"  # it reads once, then stalls
+    asked = up.keyreqs
     for i in range(1, 10):
         feed.packet(1, _video(i))
         assert bytes(await fast.video.recv()) == b"v%d" % (i - 1)
     assert slow.video.skips == 1 and slow.video.waiting_key
     assert len(slow.video._queue) == 0
+    assert up.keyreqs == asked + 1  # it skipped: an IDR shortens its wait
     feed.packet(1, _video(10, key=True))
     assert bytes(await slow.video.recv()) == b"v10"
-    assert up.keyreqs >= 1
+
+
+async def test_a_viewer_not_reading_yet_overflows_without_asking() -> None:
+    now = [0.0]
+    feed, up = _feed(now, keyreq_interval=0.0)
+    viewer = feed.add_viewer(lambda: None)  # still in ICE/DTLS: its sender does not read
+    asked = up.keyreqs
+    feed.packet(1, _video(0, key=True))
+    for i in range(1, 10):
+        feed.packet(1, _video(i))
+    assert viewer.video.skips == 1 and up.keyreqs == asked
 
 
 async def test_keyreqs_are_coalesced_and_a_late_one_is_sent_when_its_turn_comes() -> None:

@@ -21,6 +21,7 @@ from edge.playback.webrtc.feed import Feed
 from edge.playback.webrtc.routes import WHEP
 from edge.relay.gop import GopCache
 from edge.relay.hub import StreamRelay
+from tests.conftest import await_for
 from zoocast.local.servers import RedisServer, ZooKeeperServer
 
 Client = TestClient[web.Request, web.Application]
@@ -116,3 +117,13 @@ async def test_offer_without_h264_is_400(client: Client) -> None:
     assert resp.status == 400, await resp.text()
     assert "H.264" in (await resp.json())["detail"]
     assert not client.app[WHEP].sessions
+
+
+async def test_a_session_that_never_connects_is_closed(client: Client) -> None:
+    whep = client.app[WHEP]
+    whep.connect_timeout = 0.5
+    resp = await client.post("/whep/live", data=await _offer(), headers=SDP)
+    assert resp.status == 201, await resp.text()
+    assert len(whep.sessions) == 1
+    # The offering peer connection is closed already: nobody answers the edge's ICE checks.
+    await await_for(lambda: not whep.sessions, "the unconnected session to close")
