@@ -2,8 +2,9 @@
 
 One Feed per stream, owned by the stream's relay, so the upstream is always the one media link
 of the current worker whatever the number of viewers. Each packet becomes one `av.Packet`
-(rebased onto the feed's own timeline, see timeline.py) shared by every viewer's track: nothing
-is decoded or encoded here.
+(rebased onto the feed's own timeline, see timeline.py) shared by every viewer's track, and each
+H.264 access unit is cut into RTP payloads once for all their senders (packetize.py): nothing is
+decoded or encoded here.
 
 Keyframes: a viewer can start only at an IDR, and with pre-encoded packets nobody but the worker
 can make one. So a new viewer, a viewer that skipped its backlog, a viewer's PLI/FIR and a new
@@ -33,6 +34,7 @@ import av
 
 from cluster.logs import stream_logger
 from cluster.medialink.frames import FEED_AUDIO, FEED_VIDEO, CodecConfig, MediaPacket
+from edge.playback.webrtc.packetize import SharedPayloads
 from edge.playback.webrtc.timeline import Timeline
 from edge.playback.webrtc.track import FeedTrack
 
@@ -82,6 +84,8 @@ class Feed:
         self.clock = clock
         self.codecs: dict[int, CodecConfig] = {}
         self.viewers: set[Viewer] = set()
+        # Cut once for all viewers' senders; as many as a viewer's queue can hold, and more.
+        self.payloads = SharedPayloads(keep=2 * video_queue)
         self.timeline = Timeline()
         self.packets_in = 0
         self.keyreqs_sent = 0
@@ -166,6 +170,8 @@ class Feed:
         packet = av.Packet(pkt.data)
         packet.pts = packet.dts = pts * CLOCK[pkt.track] // 1_000_000
         packet.time_base = TIME_BASE[pkt.track]
+        if video and self.viewers:
+            self.payloads.add(packet, pkt.data)
         for viewer in self.viewers:
             (viewer.video if video else viewer.audio).put(packet, pkt.keyframe)
 

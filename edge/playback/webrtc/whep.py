@@ -21,6 +21,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from cluster.errors import BadRequest, NotFound
 from cluster.logs import stream_logger
 from cluster.webrtc.ice import configuration
+from edge.playback.webrtc import packetize
 from edge.playback.webrtc.feed import Feed, Viewer
 from edge.playback.webrtc.offer import check_offer
 
@@ -82,6 +83,8 @@ class Whep:
             ):
                 if transceiver.mid is not None:
                     _forward_pli(transceiver.sender, feed)
+                    if transceiver is video:
+                        packetize.share(video.sender, feed.payloads)
                 else:
                     track.end()  # not negotiated: a queue nobody drains would only overflow
             await pc.setLocalDescription(await pc.createAnswer())

@@ -86,6 +86,11 @@ async def test_twenty_viewers_share_one_upstream_feed(edge: Edge) -> None:
         assert len(edge.link._tasks) == 1
         assert edge.relay.feed.packets_in <= worker.sent_packets
         assert all(v.video.sent > 0 and v.audio.sent > 0 for v in edge.relay.feed.viewers)
+        # Each access unit was cut into RTP payloads once, for all 20 senders.
+        payloads = edge.relay.feed.payloads
+        sent = sum(v.video.sent for v in edge.relay.feed.viewers)
+        assert 0 < payloads.cuts <= worker.sent_video < sent and payloads.misses == 0
+        assert payloads.hits > payloads.cuts  # the senders took them (the hook is in place)
     finally:
         await asyncio.gather(*(v.stop() for v in viewers))
         await worker.stop()
