@@ -30,6 +30,9 @@ from edge.relay.server import LinkServer
 
 log = logging.getLogger(__name__)
 
+REDIS_CONNECTIONS = 64
+REDIS_POOL_WAIT = 5.0  # seconds a request waits for a Redis connection before it fails
+
 
 class EdgeNode:
     def __init__(self, settings: Settings) -> None:
@@ -38,7 +41,12 @@ class EdgeNode:
         self.zk = ZkBridge(
             settings.zk, self.paths, settings.session_timeout, settings.zk_backoff_cap
         )
-        self.redis = redis.asyncio.Redis.from_url(settings.redis)
+        # A pool that queues: redis-py's default one raises past 100 concurrent commands, which
+        # thousands of viewers woken by one LL-HLS part reach at once.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            settings.redis, max_connections=REDIS_CONNECTIONS, timeout=REDIS_POOL_WAIT
+        )
+        self.redis = redis.asyncio.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self.publishing = Publishing(settings, self.zk, self.paths, self._changed)
         self.link = LinkServer(self.publishing.relay)
         self.whip = WhipIngest(settings, self.publishing)
