@@ -8,8 +8,8 @@ decoded or encoded here.
 
 Keyframes: a viewer can start only at an IDR, and with pre-encoded packets nobody but the worker
 can make one. So a new viewer, a viewer that skipped its backlog, a viewer's PLI/FIR and a new
-worker all ask the worker (KEYREQ on its link) instead of waiting for the next GOP; requests are
-coalesced to one per `keyreq_interval`, and one arriving too early is sent when the interval ends.
+worker all ask the worker (KEYREQ on its link, coalesced: keyreq.py) instead of waiting for the
+next GOP.
 
 Catching up: a worker starts from the edge's GOP cache (and a successor from where its
 predecessor's HLS output stopped), so its first seconds of feed are old frames encoded faster
@@ -23,7 +23,6 @@ sent on, are skipped, and an IDR is asked for only once its frames are live. Aft
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ import av
 
 from cluster.logs import stream_logger
 from cluster.medialink.frames import FEED_AUDIO, FEED_VIDEO, CodecConfig, MediaPacket
+from edge.playback.webrtc.keyreq import KeyRequests
 from edge.playback.webrtc.packetize import SharedPayloads
 from edge.playback.webrtc.timeline import Timeline
 from edge.playback.webrtc.track import FeedTrack
@@ -88,19 +88,15 @@ class Feed:
         self.payloads = SharedPayloads(keep=2 * video_queue)
         self.timeline = Timeline()
         self.packets_in = 0
-        self.keyreqs_sent = 0
-        self.skipped_behind = (
-            0  # the current source's keyframes skipped because they were not live yet
-        )
+        self.log = stream_logger(log, stream)
+        self.keys = KeyRequests(keyreq_interval, clock, self.log)
+        # The current source's keyframes skipped because they were not live yet.
+        self.skipped_behind = 0
         self._source_since = 0.0
         self._shown_us: int | None = None  # source time of the newest video frame sent on
         self._anchor_us: int | None = None  # source time of the current source's first frame
         self._lag_us = 0.0  # how far behind the publisher sent frames usually are
         self.ended = False
-        self.log = stream_logger(log, stream)
-        self._upstream: Callable[[], bool] | None = None
-        self._last_keyreq = -1e9
-        self._pending_keyreq: asyncio.TimerHandle | None = None
 
     @property
     def epoch(self) -> int:
@@ -115,16 +111,14 @@ class Feed:
         self._source_since = self.clock()
         self.skipped_behind = 0
         self._anchor_us = None
-        self._upstream = keyreq
         self.codecs = {}
-        self._cancel_pending()
         # No KEYREQ yet: the new worker's first frames are old ones from the GOP cache, and an
         # IDR forced among them would be skipped too (and spend the worker's rate limit).
-        self._last_keyreq = -1e9
+        self.keys.new_upstream(keyreq)
 
     def source_lost(self, epoch: int) -> None:
         if epoch == self.timeline.epoch:
-            self._upstream = None
+            self.keys.new_upstream(None)
 
     def codec(self, epoch: int, cfg: CodecConfig) -> None:
         if epoch != self.timeline.epoch:
@@ -166,7 +160,7 @@ class Feed:
                 len(self.viewers),
             )
         if video and pkt.keyframe:
-            self._cancel_pending()
+            self.keys.answered()
         packet = av.Packet(pkt.data)
         packet.pts = packet.dts = pts * CLOCK[pkt.track] // 1_000_000
         packet.time_base = TIME_BASE[pkt.track]
@@ -220,38 +214,16 @@ class Feed:
         self.request_keyframe("slow viewer")
 
     def request_keyframe(self, reason: str) -> None:
-        """Ask the current worker for an IDR, at most once per keyreq_interval."""
-        if self.ended or self._pending_keyreq is not None:
-            return
-        wait = self._last_keyreq + self.keyreq_interval - self.clock()
-        if wait > 0:
-            loop = asyncio.get_running_loop()
-            self._pending_keyreq = loop.call_later(wait, self._send_keyreq, reason)
-        else:
-            self._send_keyreq(reason)
-
-    def _send_keyreq(self, reason: str) -> None:
-        self._pending_keyreq = None
-        up = self._upstream
-        if up is None or not up():
-            return  # no worker now; the next one gets a request when it attaches
-        self._last_keyreq = self.clock()
-        self.keyreqs_sent += 1
-        self.log.debug("KEYREQ to epoch %d: %s", self.timeline.epoch, reason)
-
-    def _cancel_pending(self) -> None:
-        # A keyframe just went out to everybody: a request waiting for its turn is answered.
-        if self._pending_keyreq is not None:
-            self._pending_keyreq.cancel()
-            self._pending_keyreq = None
+        """Ask the current worker for an IDR (coalesced with other requests)."""
+        if not self.ended:
+            self.keys.request(reason)
 
     def close(self) -> None:
         """The stream ended at this edge: end every viewer's tracks and tell their sessions."""
         if self.ended:
             return
         self.ended = True
-        self._cancel_pending()
-        self._upstream = None
+        self.keys.new_upstream(None)
         for viewer in list(self.viewers):
             self.remove_viewer(viewer)
             viewer.on_end()

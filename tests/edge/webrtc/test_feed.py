@@ -83,7 +83,7 @@ async def test_keyreqs_are_coalesced_and_a_late_one_is_sent_when_its_turn_comes(
     assert up.keyreqs == 1  # the first viewer asks at once
     for _ in range(5):
         feed.request_keyframe("viewer PLI/FIR")
-    assert up.keyreqs == 1 and feed._pending_keyreq is not None
+    assert up.keyreqs == 1 and feed.keys.pending
     now[0] += 0.5
     # The event loop's timer, not the fake clock, fires the pending request.
     await await_for(lambda: up.keyreqs == 2, "the pending KEYREQ")
@@ -94,9 +94,9 @@ async def test_a_keyframe_answers_a_pending_request() -> None:
     feed, up = _feed(now)
     feed.add_viewer(lambda: None)
     feed.request_keyframe("second viewer")
-    assert feed._pending_keyreq is not None
+    assert feed.keys.pending
     feed.packet(1, _video(0, key=True))
-    assert feed._pending_keyreq is None and up.keyreqs == 1
+    assert not feed.keys.pending and up.keyreqs == 1
 
 
 async def test_stale_epoch_is_ignored_and_end_closes_viewers() -> None:
