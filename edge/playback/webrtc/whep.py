@@ -49,7 +49,8 @@ class Whep:
         # on its checks; its queues fill meanwhile.
         self.connect_timeout = connect_timeout
         self.sessions: dict[str, WhepSession] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()  # awaited on shutdown
+        self._timers: set[asyncio.Task[None]] = set()  # cancelled on shutdown
 
     async def create(self, stream: str, offer: str) -> tuple[WhepSession, str]:
         """A new session for `stream` and the SDP answer to send back."""
@@ -59,7 +60,9 @@ class Whep:
             raise NotFound(f"stream {stream} is not live at this edge")
         pc = RTCPeerConnection(configuration(self.stun))
         session = WhepSession(uuid.uuid4().hex, stream, pc, feed, feed.add_viewer(lambda: None))
-        session.viewer.on_end = lambda: self._spawn(self.close(session, "stream ended"))
+        session.viewer.on_end = lambda: self._spawn(
+            self.close(session, "stream ended"), self._closing
+        )
         self.sessions[session.id] = session
         try:
             video = pc.addTransceiver(session.viewer.video, direction="sendonly")
@@ -92,7 +95,7 @@ class Whep:
             await self.close(session, "setup failed")
             raise
         pc.on("connectionstatechange", lambda: self._state_changed(session))
-        self._spawn(self._expect_connection(session))
+        self._spawn(self._expect_connection(session), self._timers)
         stream_logger(log, stream).info(
             "whep session %s started (%d viewers)", session.id, len(feed.viewers)
         )
@@ -112,12 +115,12 @@ class Whep:
         stream_logger(log, session.stream).info("whep session %s closed: %s", session.id, reason)
 
     async def close_all(self) -> None:
+        for task in list(self._timers):
+            task.cancel()
+        await asyncio.gather(*self._timers, *self._closing, return_exceptions=True)
         await asyncio.gather(
             *(self.close(s, "edge stopping") for s in list(self.sessions.values()))
         )
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _expect_connection(self, session: WhepSession) -> None:
         await asyncio.sleep(self.connect_timeout)
@@ -126,12 +129,14 @@ class Whep:
 
     def _state_changed(self, session: WhepSession) -> None:
         if session.pc.connectionState in ("failed", "closed"):
-            self._spawn(self.close(session, f"connection {session.pc.connectionState}"))
+            reason = f"connection {session.pc.connectionState}"
+            self._spawn(self.close(session, reason), self._closing)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    @staticmethod
+    def _spawn(coro: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
 
 def _prefer(transceiver: RTCRtpTransceiver, mime: str) -> None:
