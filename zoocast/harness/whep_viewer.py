@@ -165,3 +165,36 @@ class WhepViewer:
         if delta >= 1 << 31:
             delta -= 1 << 32
         stamps.append(prev + delta)
+
+
+async def watch(url: str, seconds: float) -> WhepViewer:
+    """Play `url` for `seconds` and return the viewer with its records (stopped)."""
+    viewer = await WhepViewer(url).start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await viewer.stop()
+    return viewer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m zoocast.harness.whep_viewer URL`: glass-to-glass latency and the largest gap."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("url", help="the WHEP endpoint, e.g. http://127.0.0.1:8080/whep/demo")
+    p.add_argument("--seconds", type=float, default=10.0)
+    args = p.parse_args(argv)
+    viewer = asyncio.run(watch(args.url, args.seconds))
+    readable = viewer.readable()
+    print(f"{len(viewer.records)} frames decoded, {len(readable)} with a capture code")
+    if len(readable) >= 2:
+        lat, g = viewer.latency(), viewer.gaps()
+        print(f"glass-to-glass: p50 {lat.p50 * 1000:.0f} ms, p90 {lat.p90 * 1000:.0f} ms, "
+              f"max {lat.max * 1000:.0f} ms")  # fmt: skip
+        print(f"largest content gap {g.content_gap:.3f} s, stall {g.stall:.3f} s")
+    return 0 if readable else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
