@@ -1,5 +1,5 @@
-"""WHEP end to end: a stamped RTMP publish on a real cluster (processes) plays over WHEP in this
-process, and the same PeerConnection keeps receiving after kill -9 of the carrying transcoder."""
+"""WHEP end to end: a stamped RTMP or WHIP publish on a real cluster (processes) plays over WHEP in
+this process, and the same PeerConnection keeps receiving after kill -9 of the carrying transcoder."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import sys
 import time
 from itertools import pairwise
 
+import pytest
+
 from tests.conftest import await_for
 from tests.e2e.conftest import base, carrier, create, signal_group
 from zoocast.harness.whep_viewer import WhepError, WhepViewer
@@ -18,11 +20,14 @@ from zoocast.local.up import LocalCluster
 FPS = 15
 
 
-def _publish(c: LocalCluster, stream: str, key: str) -> subprocess.Popen[bytes]:
+def _publish(c: LocalCluster, stream: str, key: str, protocol: str) -> subprocess.Popen[bytes]:
     """The stamped synthetic publisher, in its own process (PyAV holds the GIL while connecting)."""
-    url = f"rtmp://127.0.0.1:{c.rtmp_port}/live/{stream}?key={key}"
-    cmd = [sys.executable, "-m", "zoocast.cli", "publish-test", stream, "--url", url,
+    cmd = [sys.executable, "-m", "zoocast.cli", "publish-test", stream,
            "--size", "426x240", "--fps", str(FPS), "--gop", "1", "--duration", "90"]  # fmt: skip
+    if protocol == "whip":
+        cmd += ["--whip", base(c), "--key", key]
+    else:
+        cmd += ["--url", f"rtmp://127.0.0.1:{c.rtmp_port}/live/{stream}?key={key}"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -37,11 +42,12 @@ async def _join(url: str) -> WhepViewer:
     return viewer
 
 
+@pytest.mark.parametrize("protocol", ["rtmp", "whip"])
 async def test_whep_viewer_plays_and_survives_kill_9_of_the_transcoder(
-    cluster: LocalCluster,
+    cluster: LocalCluster, protocol: str
 ) -> None:
     key = create(cluster, "cam")
-    pub = _publish(cluster, "cam", key)
+    pub = _publish(cluster, "cam", key, protocol)
     viewer: WhepViewer | None = None
     try:
         viewer = await _join(f"{base(cluster)}/whep/cam")
@@ -64,7 +70,7 @@ async def test_whep_viewer_plays_and_survives_kill_9_of_the_transcoder(
         gaps = v.gaps()
         assert gaps.rewind == 0, "the viewer was shown content it had already seen"
         print(
-            f"\nWHEP glass-to-glass before the kill: p50 {before.p50 * 1000:.0f} ms, "
+            f"\n{protocol} -> WHEP glass-to-glass before the kill: p50 {before.p50 * 1000:.0f} ms, "
             f"p90 {before.p90 * 1000:.0f} ms over {before.count} frames; "
             f"failover content gap {gaps.content_gap:.3f} s, stall {gaps.stall:.3f} s"
         )
