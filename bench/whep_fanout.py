@@ -51,7 +51,11 @@ async def edge_main(http_port: int, media_port: int) -> None:
     link = LinkServer(lambda s: relay if s == "bench" else None)
     await link.start("127.0.0.1", media_port)
     app = make_app()
-    routes.add_routes(app, Whep(lambda s: relay.feed if s == "bench" else None))
+
+    async def feeds(stream: str) -> Any:
+        return relay.feed if stream == "bench" else None
+
+    routes.add_routes(app, Whep(feeds))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", http_port).start()

@@ -25,6 +25,7 @@ from edge.ingest.rtmp.server import RtmpServer
 from edge.ingest.whip import routes as whip
 from edge.ingest.whip.server import WhipIngest
 from edge.playback.webrtc.feed import Feed
+from edge.playback.webrtc.remote import RemoteFeeds, locate_by_publisher
 from edge.relay.publish import Publishing
 from edge.relay.server import LinkServer
 
@@ -50,6 +51,10 @@ class EdgeNode:
         self.publishing = Publishing(settings, self.zk, self.paths, self._changed)
         self.link = LinkServer(self.publishing.relay)
         self.whip = WhipIngest(settings, self.publishing)
+        # WHEP for streams published at another edge: their feed pulled once from there.
+        self.remote = RemoteFeeds(
+            locate_by_publisher(self.zk, self.paths, settings.node_id), settings.node_id
+        )
         self.rtmp: RtmpServer | None = None
         self.runner: web.AppRunner | None = None
         self.znode: EphemeralNode | None = None
@@ -68,9 +73,9 @@ class EdgeNode:
         if self.znode is not None:
             self.zk.spawn(self.znode.update(bytes(self.info())))
 
-    def _feed(self, stream: str) -> Feed | None:
+    async def _feed(self, stream: str) -> Feed | None:
         relay = self.publishing.relay(stream)
-        return relay.feed if relay else None
+        return relay.feed if relay else await self.remote.get(stream)
 
     def metrics(self) -> dict[str, float]:
         relays = self.publishing.relays.values()
@@ -78,7 +83,8 @@ class EdgeNode:
             "edge_publishers": len(self.publishing.sessions),
             "edge_packets_in_total": sum(r.packets_in for r in relays),
             "edge_gop_cache_bytes": sum(r.gop.size for r in relays),
-            "edge_whep_viewers": sum(len(r.feed.viewers) for r in relays),
+            "edge_whep_viewers": sum(len(r.feed.viewers) for r in relays)
+            + sum(len(f.viewers) for f in self.remote.feeds.values()),
             "edge_whip_sessions": len(self.whip.sessions),
         }
 
@@ -110,6 +116,7 @@ class EdgeNode:
         await self.link.stop()
         if self.runner:
             await self.runner.cleanup()
+        await self.remote.close_all()
         await self.zk.stop()
         await self.redis.aclose()
         log.info("edge stopped")

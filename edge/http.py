@@ -9,10 +9,10 @@ from edge.api import nodes, streams
 from edge.api.context import API, ApiContext
 from edge.playback.hls import routes as hls
 from edge.playback.webrtc import routes as whep
-from edge.playback.webrtc.whep import FeedLookup, Whep
+from edge.playback.webrtc.whep import FeedLookup, Whep, no_feeds
 
 
-def build_http_app(ctx: ApiContext, feeds: FeedLookup = lambda stream: None) -> web.Application:
+def build_http_app(ctx: ApiContext, feeds: FeedLookup = no_feeds) -> web.Application:
     app = make_app(client_max_size=64 * 1024)
     app[API] = ctx
     app[hls.REDIS] = ctx.redis

@@ -35,6 +35,12 @@ grid), which is before the last packets the predecessor's feed sent (that segmen
 closed), and it encodes the GOP replay from there in a burst faster than real time; where live
 packets take over from the replay it forces an IDR, at the first live packet's pts.
 
+Edge to edge: an edge with WHEP viewers of a stream published at another edge pulls that
+edge's feed once, on its media port, with HELLO {"v":1, "stream", "epoch": 0, "node", "feed":
+true}. It never replaces the worker (no epoch); it gets ACCEPT, then CODEC/PACKET of the feed
+as the ingest edge's own viewers get it (live, starting at a keyframe, timestamps on one
+continuous timeline across transcoder failovers), EOS when the stream ends; it sends KEYREQ.
+
 Timestamps are microseconds on the publisher's clock; flags bit 0 = keyframe, bit 1 = from the
 GOP cache (replayed, not live). A frame longer than MAX_FRAME is a protocol error: the reader stops
 instead of buffering without bound.

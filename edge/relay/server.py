@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from cluster.errors import BadRequest, ZoocastError
+from cluster.errors import BadRequest, Conflict, ZoocastError
 from cluster.ids import node_id, stream_id
 from cluster.medialink import frames
 from cluster.medialink.frames import FrameReader, Kind
@@ -57,12 +57,18 @@ class LinkServer:
             body = hello.json()
             stream = stream_id(body.get("stream", ""))
             epoch = body.get("epoch")
-            if not isinstance(epoch, int) or epoch < 1:
+            # Another edge subscribing to the WebRTC feed has no epoch: it never replaces a worker.
+            edge_feed = body.get("feed") is True
+            if not edge_feed and (not isinstance(epoch, int) or epoch < 1):
                 raise BadRequest("HELLO needs a positive integer epoch")
             node = node_id(body.get("node", ""))
             relay = self.lookup(stream)
             if relay is None:
                 raise BadRequest(f"stream {stream} is not published here")
+            if edge_feed:
+                await self._edge_feed(relay, node, reader, writer, parser)
+                return
+            assert isinstance(epoch, int)
             sub = relay.attach(writer, epoch, node)
         except (ZoocastError, TimeoutError) as exc:
             detail = exc.detail if isinstance(exc, ZoocastError) else "no HELLO in time"
@@ -84,6 +90,26 @@ class LinkServer:
             pass
         finally:
             relay.detached(sub)
+
+    @staticmethod
+    async def _edge_feed(
+        relay: StreamRelay,
+        node: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        parser: FrameReader,
+    ) -> None:
+        """Serve the stream's WebRTC feed to another edge until it leaves (edge/playback/webrtc/tap.py)."""
+        if relay.ended:
+            raise Conflict("the publisher has ended")
+        writer.write(frames.encode_json(Kind.ACCEPT, {"v": 1, "stream": relay.stream, "epoch": 0}))
+        tap = relay.feed.add_tap(writer, node)
+        try:
+            while data := await reader.read(4096):
+                if any(f.kind is Kind.KEYREQ for f in parser.feed(data)):
+                    relay.feed.request_keyframe(f"edge {node}")
+        finally:
+            relay.feed.remove_tap(tap)
 
     @staticmethod
     async def _first_frame(reader: asyncio.StreamReader, parser: FrameReader) -> frames.Frame:

@@ -8,13 +8,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import await_for
 from tests.e2e.conftest import base, carrier, create, signal_group
 from zoocast.harness.whep_viewer import WhepError, WhepViewer
+from zoocast.local.servers import free_port
 from zoocast.local.up import LocalCluster
 
 FPS = 15
@@ -74,6 +77,54 @@ async def test_whep_viewer_plays_and_survives_kill_9_of_the_transcoder(
             f"p90 {before.p90 * 1000:.0f} ms over {before.count} frames; "
             f"failover content gap {gaps.content_gap:.3f} s, stall {gaps.stall:.3f} s"
         )
+    finally:
+        if viewer is not None:
+            await viewer.stop()
+        pub.terminate()
+        pub.wait(10)
+
+
+@pytest.fixture
+def two_edges(tmp_path: Path) -> Iterator[LocalCluster]:
+    c = LocalCluster(
+        tmp_path / "cluster",
+        http_port=free_port(),
+        rtmp_port=free_port(),
+        ladder="tiny",
+        transcoders=2,
+        edges=2,
+        session_timeout=1.0,
+    )
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+async def test_whep_at_another_edge_than_the_ingest_edge_survives_kill_9(
+    two_edges: LocalCluster,
+) -> None:
+    c = two_edges
+    key = create(c, "far")
+    pub = _publish(c, "far", key, "rtmp")  # to edge-1
+    viewer: WhepViewer | None = None
+    try:
+        viewer = await _join(f"http://127.0.0.1:{c.http_port + 1}/whep/far")  # edge-2
+        v = viewer
+        await await_for(lambda: len(v.readable()) >= FPS, "frames at edge-2's viewer", 40)
+        pc = v.pc
+        victim, _ = await asyncio.to_thread(carrier, c, "far")
+        killed = time.time()
+        signal_group(c, victim, signal.SIGKILL)
+        await await_for(
+            lambda: sum(1 for r in v.readable() if r.capture and r.capture > killed) >= FPS,
+            "frames captured after the kill at the same viewer",
+            60,
+        )
+        assert v.pc is pc and pc.connectionState == "connected"
+        assert all(b > a for a, b in pairwise(v.rtp_timestamps)), "RTP timestamps went backwards"
+        assert v.gaps().rewind == 0
     finally:
         if viewer is not None:
             await viewer.stop()

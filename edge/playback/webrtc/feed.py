@@ -23,6 +23,7 @@ sent on, are skipped, and an IDR is asked for only once its frames are live. Aft
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from cluster.logs import stream_logger
 from cluster.medialink.frames import FEED_AUDIO, FEED_VIDEO, CodecConfig, MediaPacket
 from edge.playback.webrtc.keyreq import KeyRequests
 from edge.playback.webrtc.packetize import SharedPayloads
+from edge.playback.webrtc.tap import FeedTap
 from edge.playback.webrtc.timeline import Timeline
 from edge.playback.webrtc.track import FeedTrack
 
@@ -84,6 +86,7 @@ class Feed:
         self.clock = clock
         self.codecs: dict[int, CodecConfig] = {}
         self.viewers: set[Viewer] = set()
+        self.taps: set[FeedTap] = set()  # other edges serving this stream's WHEP (tap.py)
         # Cut once for all viewers' senders; as many as a viewer's queue can hold, and more.
         self.payloads = SharedPayloads(keep=2 * video_queue)
         self.timeline = Timeline()
@@ -168,6 +171,9 @@ class Feed:
             self.payloads.add(packet, pkt.data)
         for viewer in self.viewers:
             (viewer.video if video else viewer.audio).put(packet, pkt.keyframe)
+        for tap in self.taps:
+            if not tap.put(self.codecs[pkt.track], pts, pkt.keyframe, pkt.data):
+                self.request_keyframe(f"edge {tap.node} skipped")
 
     def _admit(self, pkt: MediaPacket, video: bool) -> bool:
         """Whether a packet of the current source may go to viewers (see "Catching up")."""
@@ -204,6 +210,15 @@ class Feed:
         self.request_keyframe("new viewer")
         return viewer
 
+    def add_tap(self, writer: asyncio.StreamWriter, node: str) -> FeedTap:
+        tap = FeedTap(writer, node)
+        self.taps.add(tap)
+        self.request_keyframe(f"edge {node} subscribed")
+        return tap
+
+    def remove_tap(self, tap: FeedTap) -> None:
+        self.taps.discard(tap)
+
     def remove_viewer(self, viewer: Viewer) -> None:
         if viewer in self.viewers:
             self.viewers.discard(viewer)
@@ -227,3 +242,6 @@ class Feed:
         for viewer in list(self.viewers):
             self.remove_viewer(viewer)
             viewer.on_end()
+        for tap in list(self.taps):
+            tap.end()
+        self.taps.clear()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,12 @@ from edge.playback.webrtc.offer import check_offer
 
 log = logging.getLogger(__name__)
 
-FeedLookup = Callable[[str], Feed | None]
+FeedLookup = Callable[[str], Awaitable[Feed | None]]
+
+
+async def no_feeds(stream: str) -> Feed | None:
+    """An edge without feeds (tests of other routes): every WHEP POST gets 404."""
+    return None
 
 
 @dataclass(eq=False)
@@ -55,7 +60,7 @@ class Whep:
     async def create(self, stream: str, offer: str) -> tuple[WhepSession, str]:
         """A new session for `stream` and the SDP answer to send back."""
         check_offer(offer)
-        feed = self.feeds(stream)
+        feed = await self.feeds(stream)
         if feed is None or feed.ended:
             raise NotFound(f"stream {stream} is not live at this edge")
         pc = RTCPeerConnection(configuration(self.stun))

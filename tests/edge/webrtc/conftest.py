@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from cluster.ops import make_app
 from edge.playback.webrtc import routes
+from edge.playback.webrtc.feed import Feed
 from edge.playback.webrtc.whep import Whep
 from edge.relay.gop import GopCache
 from edge.relay.hub import StreamRelay
@@ -33,7 +34,11 @@ async def edge(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> AsyncIte
     relay = StreamRelay("s1", GopCache(1 << 20, 10), broken.append)
     link = LinkServer(lambda s: relay if s == "s1" else None)
     port = await link.start("127.0.0.1", 0)
-    whep = Whep(lambda s: relay.feed if s == "s1" else None)
+
+    async def feeds(stream: str) -> Feed | None:
+        return relay.feed if stream == "s1" else None
+
+    whep = Whep(feeds)
     app: Any = make_app()
     routes.add_routes(app, whep)
     server = await aiohttp_server(app)

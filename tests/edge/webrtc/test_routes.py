@@ -43,7 +43,7 @@ async def client(
     ended.end("publisher left")
     relays = {"live": live, "ended": ended}
 
-    def feeds(stream: str) -> Feed | None:
+    async def feeds(stream: str) -> Feed | None:
         relay = relays.get(stream)
         return relay.feed if relay else None
 
