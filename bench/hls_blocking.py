@@ -19,7 +19,7 @@ connections the edge had open, and the ratio of the 5,000 round to the 500 one (
 the same workload, ten times smaller; 10x would be linear).
 
     .venv/bin/python -m bench.hls_blocking [--requests 5000] [--small 500] [--segment-seconds 4]
-        [--pool default|blocking] [--profile FILE]
+        [--pool edge|queue|redis-default] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import aiohttp
 import redis
 
 from bench.hls_fixture import (
+    POOLS,
     STREAM,
     Writer,
     cpu_seconds,
@@ -247,9 +248,10 @@ def main() -> int:
     p.add_argument("--segment-seconds", type=int, default=4)
     p.add_argument(
         "--pool",
-        choices=["default", "blocking"],
-        default="default",
-        help="the edge's Redis pool: as edge/app.py makes it, or a blocking one of 100",
+        choices=POOLS,
+        default="edge",
+        help="the edge's Redis pool: as edge/app.py makes it (default); 100 connections "
+        "waited for without limit; redis-py's default (the edge's until b356ecd)",
     )
     p.add_argument("--profile", type=Path, help="record the edge with py-spy (largest round)")
     args = p.parse_args()

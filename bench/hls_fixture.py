@@ -8,7 +8,8 @@ random bytes (the edge never looks inside them); every write goes through `Outpu
 
 The edge runs as `python -m bench.hls_fixture edge --redis URL --port N` (pinned to a core by
 the caller): `cluster.ops.make_app` with the HLS routes, as `edge/http.py` builds it, served by
-aiohttp's AppRunner without an access log, as `edge/app.py` serves it.
+aiohttp's AppRunner without an access log, with a Redis client made as in `edge/app.py`
+(`--pool` picks another pool, to compare).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ FPS = 30
 VIDEO_TICKS = 90_000 // FPS
 AUDIO_RATE, AAC_FRAME = 48_000, 1024
 PART_SECONDS = 0.5
+POOLS = ["edge", "queue", "redis-default"]  # the edge's Redis pool: see _serve_edge
 LOG = logging.LoggerAdapter(logging.getLogger("bench"), {})
 
 
@@ -184,16 +186,25 @@ async def _serve_edge(redis_url: str, port: int, window: int, pool: str) -> None
     from cluster.ops import METRICS, make_app
     from edge.playback.hls import routes as hls
 
-    if pool == "blocking":
-        # Not what the edge ships (edge/app.py: `Redis.from_url`, whose pool in redis-py 8
-        # refuses a 101st concurrent command): the same 100 connections, callers queued.
-        client = redis.asyncio.Redis(
-            connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
-                redis_url, max_connections=100
+    if pool == "edge":
+        from edge.app import REDIS_CONNECTIONS, REDIS_POOL_WAIT
+
+        # As edge/app.py makes it: a pool that queues, for at most REDIS_POOL_WAIT seconds.
+        client = redis.asyncio.Redis.from_pool(
+            redis.asyncio.BlockingConnectionPool.from_url(
+                redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_POOL_WAIT
+            )
+        )
+    elif pool == "queue":
+        # Not what the edge ships: the same kind of pool, callers queued for as long as it takes.
+        client = redis.asyncio.Redis.from_pool(
+            redis.asyncio.BlockingConnectionPool.from_url(
+                redis_url, max_connections=100, timeout=None
             )
         )
     else:
-        client = redis.asyncio.Redis.from_url(redis_url)  # as edge/app.py makes it
+        # redis-py's default (the edge's until b356ecd): 100 connections, the 101st refused.
+        client = redis.asyncio.Redis.from_url(redis_url)
     app = make_app(client_max_size=64 * 1024)
     app[hls.REDIS] = client
     app[hls.WINDOW] = window
@@ -251,7 +262,7 @@ def start_edge(
     core: int,
     window: int = 6,
     bare_root: Path | None = None,
-    pool: str = "default",
+    pool: str = "edge",
 ) -> subprocess.Popen[bytes]:
     """The edge HTTP app (or, with `bare_root`, the bare handler) in its own process on
     `core`; returns once it answers."""
@@ -313,7 +324,7 @@ def _main() -> int:
     p.add_argument("--root", type=Path)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--window", type=int, default=6)
-    p.add_argument("--pool", choices=["default", "blocking"], default="default")
+    p.add_argument("--pool", choices=POOLS, default="edge")
     args = p.parse_args()
     raise_fd_limit()
     logging.basicConfig(level=logging.WARNING)
