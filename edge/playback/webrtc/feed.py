@@ -164,6 +164,8 @@ class Feed:
             )
         if video and pkt.keyframe:
             self.keys.answered()
+        if not self.viewers and not self.taps:
+            return  # the timeline above still advances, so a first viewer joins a continuous one
         packet = av.Packet(pkt.data)
         packet.pts = packet.dts = pts * CLOCK[pkt.track] // 1_000_000
         packet.time_base = TIME_BASE[pkt.track]
