@@ -19,10 +19,17 @@ def _load(cls: type[Any], data: bytes | str) -> Any:
         raw = json.loads(data)
     except ValueError as exc:
         raise BadRequest(f"{cls.__name__}: not JSON") from exc
+    return _build(cls, raw)
+
+
+def _build(cls: type[Any], raw: Any) -> Any:
     if not isinstance(raw, dict) or raw.get("v") != V:
         raise BadRequest(f"{cls.__name__}: unsupported payload")
     names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in raw.items() if k in names})
+    try:
+        return cls(**{k: v for k, v in raw.items() if k in names})
+    except TypeError as exc:
+        raise BadRequest(f"{cls.__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class RenditionInfo:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Self:
-        info: Self = _load(cls, json.dumps(raw))
+        info: Self = _build(cls, raw)
         return info
 
 

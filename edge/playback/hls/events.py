@@ -6,6 +6,9 @@ request is one future: thousands of held playlist requests cost a set entry each
 message wakes them all. A waiter is registered *before* its caller reads the state it waits on,
 so a part announced between the read and the wait is never missed. If the connection drops,
 every waiter is woken (they re-read Redis and wait again) while it reconnects.
+
+`generation(channel)` counts the messages seen on a channel (and the connections lost), so a
+cache of what a channel announces can tell whether anything happened since it was filled.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class Events:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._subscribed: dict[str, float] = {}  # channel -> last time it had a waiter
         self._connected = asyncio.Event()
+        # Per channel: messages seen, plus one per (re)subscription. Never reset, so a
+        # generation once handed out is never handed out again for a later state.
+        self._counts: dict[str, int] = {}
+        self._lost = 0  # connections lost: every generation moves on
         self._task: asyncio.Task[None] | None = None
         self.messages = 0
 
@@ -52,11 +59,22 @@ class Events:
         before reading what it guards; `discard` it when done."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(channel, set()).add(fut)
+        await self.watch(channel)
+        return fut
+
+    async def watch(self, channel: str) -> tuple[int, int] | None:
+        """Make sure `channel` is followed; its generation, or None when the pub/sub connection
+        is down (then nothing announced can be trusted to arrive)."""
         if channel not in self._subscribed:
             self._subscribed[channel] = time.monotonic()
             await self._subscribe(channel)
+            # Messages went by unseen while the channel was not followed.
+            self._counts[channel] = self._counts.get(channel, 0) + 1
         self._subscribed[channel] = time.monotonic()
-        return fut
+        return self.generation(channel) if self._connected.is_set() else None
+
+    def generation(self, channel: str) -> tuple[int, int]:
+        return (self._lost, self._counts.get(channel, 0))
 
     def discard(self, channel: str, fut: asyncio.Future[None]) -> None:
         waiters = self._waiters.get(channel)
@@ -124,10 +142,12 @@ class Events:
             await pubsub.unsubscribe(*idle)
 
     def _wake(self, channel: str) -> None:
+        self._counts[channel] = self._counts.get(channel, 0) + 1
         for fut in self._waiters.pop(channel, ()):
             if not fut.done():
                 fut.set_result(None)
 
     def _wake_all(self) -> None:
+        self._lost += 1
         for channel in list(self._waiters):
             self._wake(channel)

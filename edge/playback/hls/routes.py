@@ -1,4 +1,4 @@
-"""HLS over HTTP: LL-HLS playlists rendered from Redis per request, media objects from the cache.
+"""HLS over HTTP: LL-HLS playlists from shared snapshots (live.py), media objects from the cache.
 
 Blocking reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted parts are held until Redis
 announces what they wait for (edge/playback/hls/events.py), at most three target durations,
@@ -22,13 +22,15 @@ from cluster.ids import rendition_id, stream_id
 from edge.playback.hls import blocking
 from edge.playback.hls.cache import BlobCache
 from edge.playback.hls.events import Events
-from edge.playback.hls.playlist import LowLatency, Report, media, multivariant
-from edge.playback.hls.view import RenditionView, positions, read
+from edge.playback.hls.live import LiveRenditions, Snapshot
+from edge.playback.hls.playlist import multivariant
+from edge.playback.hls.view import RenditionView
 
 REDIS = web.AppKey("hls_redis", redis.asyncio.Redis)
 WINDOW = web.AppKey("hls_window", int)
 EVENTS = web.AppKey("hls_events", Events)
 CACHE = web.AppKey("hls_cache", BlobCache)
+LIVE = web.AppKey("hls_live", LiveRenditions)
 
 CACHE_BYTES = 256 * 1024 * 1024
 HOLD_TARGETS = 3  # RFC 8216bis: a blocked request is answered within three target durations
@@ -65,28 +67,22 @@ async def get_media(request: web.Request) -> web.Response:
     skip = request.query.get("_HLS_skip") in {"YES", "v2"}
     app = request.app
     if want is None:
-        view = await read(app[REDIS], stream, rendition, app[WINDOW])
+        snap = await app[LIVE].snapshot(stream, rendition)
     else:
-        view = await _held(app, stream, rendition, want)
-    if not view.entries:
+        snap = await _held(app, stream, rendition, want)
+    if not snap.view.entries:
         raise NotFound(f"no segments for {stream}/{rendition} yet")
-    info = view.info(rendition)
-    ll = None
-    if info is not None and info.part_target > 0:
-        others = [r.name for r in view.renditions if r.name != rendition]
-        reports = [
-            Report(name, last + 1, parts - 1) if parts else Report(name, last, -1)
-            for name, (last, parts) in (await positions(app[REDIS], stream, others)).items()
-        ]
-        ll = LowLatency(info.part_target, view.writer_epoch, view.open_parts, reports)
-    body = media(view.entries, view.disc, ll, skip=skip and ll is not None)
     cache = PLAYLIST_CACHE if want is None else BLOCKED_PLAYLIST_CACHE
-    return web.Response(text=body, content_type=PLAYLIST, headers={"Cache-Control": cache})
+    return web.Response(
+        text=snap.playlist(rendition, skip),
+        content_type=PLAYLIST,
+        headers={"Cache-Control": cache},
+    )
 
 
 async def _held(
     app: web.Application, stream: str, rendition: str, want: blocking.Wanted
-) -> RenditionView:
+) -> Snapshot:
     """The rendition once it holds what `want` names; 400 if too far ahead, 503 if too slow."""
     events, channel = app[EVENTS], keys.events(stream, rendition)
     loop = asyncio.get_running_loop()
@@ -94,12 +90,13 @@ async def _held(
     while True:
         woken = await events.waiter(channel)  # before the read: nothing slips in between
         try:
-            view = await read(app[REDIS], stream, rendition, app[WINDOW])
+            snap = await app[LIVE].snapshot(stream, rendition, events.generation(channel))
+            view = snap.view
             if not view.entries and not view.open_parts:
                 raise NotFound(f"no segments for {stream}/{rendition} yet")
             blocking.check(view.position, want)
             if blocking.ready(view.position, want):
-                return view
+                return snap
             if deadline is None:
                 deadline = loop.time() + HOLD_TARGETS * _target(view)
             try:
@@ -151,7 +148,7 @@ async def _hinted(
             data = await app[CACHE].get(key, _fetcher(app))
             if data is not None:
                 return data
-            view = await read(app[REDIS], stream, rendition, app[WINDOW])
+            view = (await app[LIVE].snapshot(stream, rendition, events.generation(channel))).view
             pos = view.position
             if view.writer_epoch != epoch or msn <= pos.last_msn or msn > pos.open_msn + 1:
                 raise missing
@@ -205,6 +202,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     events = Events(app[REDIS])
     app[EVENTS] = events
     app[CACHE] = BlobCache(CACHE_BYTES)
+    app[LIVE] = LiveRenditions(app[REDIS], app[WINDOW], events)
     await events.start()
     yield
     await events.stop()

@@ -159,3 +159,31 @@ async def test_a_dvr_window_lists_more_segments_and_delta_updates_skip_them(
     assert [s.uri for s in delta.segments if s.uri] == [s.uri for s in done[-6:]]
     first = await client.get(f"/hls/{STREAM}/{R}/5.m4s")  # 20 s back: still there to rewind to
     assert first.status == 200
+
+
+async def test_held_requests_share_one_read_and_one_render(
+    client: Client, redis_sync: redis.Redis
+) -> None:
+    w = Writer(redis_sync)
+    w.until(lambda: w.frame > GOP + 1)
+    live = client.app[hls.LIVE]
+    query = "?_HLS_msn=1&_HLS_part=0"
+    held = [
+        asyncio.create_task(client.get(f"/hls/{STREAM}/{R}/index.m3u8{query}")) for _ in range(50)
+    ]
+    await await_for(lambda: events(client).waiting == 50, "50 requests held")
+    await asyncio.sleep(0.2)  # let the last of them finish reading (a count, not a timing)
+    before = live.reads
+    w.until(lambda: redis_sync.llen(keys.parts(STREAM, R)) == 1)
+    answers = await asyncio.gather(*held)
+    bodies = {await a.text() for a in answers}
+    assert {a.status for a in answers} == {200} and len(bodies) == 1
+    assert "part/1/1.0.m4s" in bodies.pop()
+    # One part announced: one read of the rendition for all fifty, not fifty (one more if the
+    # last request to be held was still reading when we counted).
+    assert live.reads - before <= 2
+    # Plain requests after it reuse the same snapshot while nothing new is announced.
+    reads = live.reads
+    for _ in range(5):
+        assert (await client.get(f"/hls/{STREAM}/{R}/index.m3u8")).status == 200
+    assert live.reads == reads
