@@ -83,7 +83,7 @@ class EdgeNode:
             "edge_publishers": len(self.publishing.sessions),
             "edge_packets_in_total": sum(r.packets_in for r in relays),
             "edge_gop_cache_bytes": sum(r.gop.size for r in relays),
-            "edge_whep_viewers": sum(len(r.feed.viewers) for r in relays)
+            "edge_whep_viewers": sum(len(f.viewers) for f in self.publishing.feeds.values())
             + sum(len(f.viewers) for f in self.remote.feeds.values()),
             "edge_whip_sessions": len(self.whip.sessions),
         }

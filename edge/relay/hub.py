@@ -65,6 +65,7 @@ class StreamRelay:
         stream: str,
         gop: GopCache,
         on_broken: Callable[[int], None],
+        feed: Feed | None = None,
     ) -> None:
         self.stream = stream
         self.gop = gop
@@ -74,7 +75,9 @@ class StreamRelay:
         self.packets_in = 0
         self.ended = False
         self.latest_us: int | None = None  # the publisher's newest timestamp: "live" for the feed
-        self.feed = Feed(stream, live_us=lambda: self.latest_us)
+        # The feed may outlive this relay (a publisher that reconnects: see publish.py).
+        self.feed = feed if feed is not None else Feed(stream)
+        self.feed.new_publisher(lambda: self.latest_us)
         self.log = stream_logger(log, stream)
 
     # publisher side
@@ -89,14 +92,18 @@ class StreamRelay:
         self.gop.add(pkt)
         self._send(frames.encode_packet(pkt, replay=False))
 
-    def end(self, reason: str) -> None:
-        """The publisher is gone: tell the worker (EOS) and forget it; no failover for this."""
+    def end(self, reason: str, keep_feed: bool = False) -> None:
+        """The publisher is gone: tell the worker (EOS) and forget it; no failover for this.
+        The feed's viewers are ended too, unless the owner keeps it for a reconnect."""
         self.ended = True
         sub, self.subscriber = self.subscriber, None
         if sub:
             sub.send(frames.encode(Kind.EOS))
             sub.close()
-        self.feed.close()
+        if keep_feed:
+            self.feed.source_lost(self.feed.epoch)
+        else:
+            self.feed.close()
         self.log.info("relay ended: %s", reason)
 
     def _send(self, data: bytes) -> None:

@@ -25,10 +25,15 @@ from cluster.registry import Registry
 from cluster.zk.bridge import ZkBridge
 from cluster.zk.ephemeral import EphemeralNode
 from cluster.zk.watch import DataWatch
+from edge.playback.webrtc.feed import Feed
 from edge.relay.gop import GopCache
 from edge.relay.hub import StreamRelay
 
 log = logging.getLogger(__name__)
+
+# How long WHEP viewers wait, connected, for a publisher that dropped to come back (OBS retries
+# after a few seconds); past that their sessions end.
+FEED_GRACE = 30.0
 
 
 class Publishing:
@@ -44,6 +49,10 @@ class Publishing:
         self.relays: dict[str, StreamRelay] = {}
         self.sessions: dict[str, PublishSession] = {}
         self.on_change = on_change
+        # WHEP feeds outlive a publish session by `feed_grace`, so viewers ride out a reconnect.
+        self.feeds: dict[str, Feed] = {}
+        self.feed_grace = FEED_GRACE
+        self._feed_timers: dict[str, asyncio.TimerHandle] = {}
 
     def relay(self, stream: str) -> StreamRelay | None:
         return self.relays.get(stream)
@@ -70,6 +79,38 @@ class Publishing:
 
     async def stop(self) -> None:
         await asyncio.gather(*(s.close("edge stopping") for s in list(self.sessions.values())))
+        for stream in list(self.feeds):
+            self._expire_feed(stream)
+
+    def take_feed(self, stream: str) -> Feed:
+        """The stream's WHEP feed for a new publish session: the one its viewers still hold
+        if the last publisher left less than `feed_grace` ago, else a new one."""
+        timer = self._feed_timers.pop(stream, None)
+        if timer is not None:
+            timer.cancel()
+        feed = self.feeds.get(stream)
+        if feed is None or feed.ended:
+            feed = self.feeds[stream] = Feed(stream)
+        return feed
+
+    def release_feed(self, stream: str) -> None:
+        """The publish session ended: keep the feed for a reconnect while anyone watches."""
+        feed = self.feeds.get(stream)
+        if feed is None or stream in self._feed_timers:
+            return
+        if not feed.viewers and not feed.taps:
+            self._expire_feed(stream)
+            return
+        loop = asyncio.get_running_loop()
+        self._feed_timers[stream] = loop.call_later(self.feed_grace, self._expire_feed, stream)
+
+    def _expire_feed(self, stream: str) -> None:
+        timer = self._feed_timers.pop(stream, None)
+        if timer is not None:
+            timer.cancel()
+        feed = self.feeds.pop(stream, None)
+        if feed is not None:
+            feed.close()
 
 
 class PublishSession:
@@ -90,6 +131,7 @@ class PublishSession:
                 owner.settings.gop_cache_min_seconds,
             ),
             self._report_broken,
+            owner.take_feed(stream),
         )
         self.payload = Publisher(
             edge=owner.settings.node_id,
@@ -184,7 +226,8 @@ class PublishSession:
         if self._closed:
             return
         self._closed = True
-        self.relay.end(reason)
+        self.relay.end(reason, keep_feed=True)
+        self.owner.release_feed(self.stream)
         if self.owner.relays.get(self.stream) is self.relay:
             del self.owner.relays[self.stream]
         if self.owner.sessions.get(self.stream) is self:

@@ -105,6 +105,14 @@ class Feed:
     def epoch(self) -> int:
         return self.timeline.epoch
 
+    def new_publisher(self, live_us: Callable[[], int | None]) -> None:
+        """A (re)connected publisher feeds the stream: its clock need not continue the last
+        one's, so what was learnt on that clock (last frame shown, usual lag) is forgotten. The
+        timeline stays: viewers who waited through the reconnect continue on it."""
+        self.live_us = live_us
+        self._shown_us = None
+        self._lag_us = 0.0
+
     # upstream side: the relay says which worker is current and hands over its frames
     def source(self, epoch: int, keyreq: Callable[[], bool]) -> None:
         """Worker `epoch` is now current; `keyreq()` sends it a KEYREQ (False if it cannot)."""

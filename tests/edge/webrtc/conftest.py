@@ -30,18 +30,21 @@ class Edge:
 
 @pytest.fixture
 async def edge(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> AsyncIterator[Edge]:
+    """Stream s1 published here; a test may replace `edge.relay` (a new publish session)."""
     broken: list[int] = []
-    relay = StreamRelay("s1", GopCache(1 << 20, 10), broken.append)
-    link = LinkServer(lambda s: relay if s == "s1" else None)
+    holder: list[Edge] = []
+    link = LinkServer(lambda s: holder[0].relay if s == "s1" else None)
     port = await link.start("127.0.0.1", 0)
 
     async def feeds(stream: str) -> Feed | None:
-        return relay.feed if stream == "s1" else None
+        return holder[0].relay.feed if stream == "s1" else None
 
     whep = Whep(feeds)
     app: Any = make_app()
     routes.add_routes(app, whep)
     server = await aiohttp_server(app)
-    yield Edge(relay, link, port, whep, str(server.make_url("/whep/s1")), broken)
+    relay = StreamRelay("s1", GopCache(1 << 20, 10), broken.append)
+    holder.append(Edge(relay, link, port, whep, str(server.make_url("/whep/s1")), broken))
+    yield holder[0]
     await whep.close_all()
     await link.stop()

@@ -8,6 +8,9 @@ from itertools import pairwise
 
 from cluster.medialink import frames
 from cluster.medialink.frames import FEED_VIDEO, Frame, Kind, MediaPacket
+from edge.playback.webrtc.feed import Feed
+from edge.relay.gop import GopCache
+from edge.relay.hub import StreamRelay
 from tests.conftest import await_for
 from tests.edge.webrtc.conftest import Edge
 from tests.edge.webrtc.worker import ScriptedWorker
@@ -145,3 +148,39 @@ async def test_the_publisher_leaving_ends_the_viewers_sessions(edge: Edge) -> No
     finally:
         await viewer.stop()
         await worker.stop()
+
+
+async def test_viewers_ride_out_a_publisher_reconnect_on_a_new_clock(edge: Edge) -> None:
+    # A feed that would wait a minute for a source on another clock: only new_publisher() helps.
+    first_relay = StreamRelay(
+        "s1", GopCache(1 << 20, 10), edge.broken.append, Feed("s1", catchup_timeout=60)
+    )
+    edge.relay = first_relay
+    first_relay.packet(MediaPacket(FEED_VIDEO, 50_000_000, 50_000_000, b"", keyframe=True))
+    first = await ScriptedWorker(edge.media_port, "s1", 1, "t1", pts_base_us=50_000_000).start()
+    viewer = await WhepViewer(edge.url).start()
+    pc = viewer.pc
+    second: ScriptedWorker | None = None
+    try:
+        await await_for(lambda: len(viewer.readable()) >= 5, "frames before the drop", 20)
+        # The publisher drops: its session ends but keeps the feed, as Publishing does.
+        first_relay.end("publisher dropped", keep_feed=True)
+        first.kill()
+        assert viewer.pc.connectionState == "connected" and first_relay.feed.viewers
+        dropped = time.time()
+        # It comes back with its clock restarted; a new session (relay) takes the same feed.
+        edge.relay = StreamRelay("s1", GopCache(1 << 20, 10), edge.broken.append, first_relay.feed)
+        edge.relay.packet(MediaPacket(FEED_VIDEO, 1_000_000, 1_000_000, b"", keyframe=True))
+        second = await ScriptedWorker(edge.media_port, "s1", 2, "t2", pts_base_us=1_000_000).start()
+        await await_for(
+            lambda: sum(bool(r.capture and r.capture > dropped) for r in viewer.records) >= 5,
+            "frames from the new publish session at the same viewer",
+            20,
+        )
+        assert viewer.pc is pc and pc.connectionState == "connected"
+        assert all(b > a for a, b in pairwise(viewer.rtp_timestamps))
+    finally:
+        await viewer.stop()
+        await first.stop()
+        if second is not None:
+            await second.stop()

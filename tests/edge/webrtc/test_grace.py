@@ -1,0 +1,39 @@
+"""Publishing keeps a stream's WHEP feed through a publisher's reconnect, for a grace period."""
+
+from __future__ import annotations
+
+from cluster.config import Settings
+from cluster.paths import Paths
+from cluster.zk.bridge import ZkBridge
+from edge.relay.publish import Publishing
+from tests.conftest import await_for
+
+
+def _publishing() -> Publishing:
+    # Feeds never touch ZooKeeper: the bridge is never started.
+    paths = Paths("/unused")
+    return Publishing(
+        Settings(node_id="edge-t"), ZkBridge("127.0.0.1:1", paths), paths, lambda: None
+    )
+
+
+async def test_a_watched_feed_waits_for_the_next_session_then_ends() -> None:
+    publishing = _publishing()
+    feed = publishing.take_feed("s1")
+    ended: list[bool] = []
+    feed.add_viewer(lambda: ended.append(True))
+    publishing.release_feed("s1")  # the publisher dropped
+    assert not feed.ended
+    assert publishing.take_feed("s1") is feed  # it came back in time: same feed, same viewers
+    publishing.feed_grace = 0.2
+    publishing.release_feed("s1")
+    await await_for(lambda: feed.ended, "the feed to end after the grace period")
+    assert ended == [True] and "s1" not in publishing.feeds
+    assert publishing.take_feed("s1") is not feed
+
+
+async def test_an_unwatched_feed_ends_with_its_session() -> None:
+    publishing = _publishing()
+    feed = publishing.take_feed("s1")
+    publishing.release_feed("s1")
+    assert feed.ended and "s1" not in publishing.feeds
