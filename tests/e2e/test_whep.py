@@ -130,3 +130,30 @@ async def test_whep_at_another_edge_than_the_ingest_edge_survives_kill_9(
             await viewer.stop()
         pub.terminate()
         pub.wait(10)
+
+
+async def test_whep_viewer_rides_out_a_publisher_reconnect(cluster: LocalCluster) -> None:
+    key = create(cluster, "again")
+    pub = _publish(cluster, "again", key, "rtmp")
+    viewer: WhepViewer | None = None
+    try:
+        viewer = await _join(f"{base(cluster)}/whep/again")
+        v = viewer
+        await await_for(lambda: len(v.readable()) >= FPS, "frames before the drop", 40)
+        pc = v.pc
+        pub.kill()  # the publisher's process dies: its RTMP connection drops
+        pub.wait(10)
+        dropped = time.time()
+        pub = _publish(cluster, "again", key, "rtmp")  # and comes back, on a new clock
+        await await_for(
+            lambda: sum(1 for r in v.readable() if r.capture and r.capture > dropped) >= FPS,
+            "frames of the new publish session at the same viewer",
+            60,
+        )
+        assert v.pc is pc and pc.connectionState == "connected"
+        assert all(b > a for a, b in pairwise(v.rtp_timestamps)), "RTP timestamps went backwards"
+    finally:
+        if viewer is not None:
+            await viewer.stop()
+        pub.terminate()
+        pub.wait(10)
