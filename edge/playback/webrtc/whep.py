@@ -2,8 +2,9 @@
 
 Each session is one RTCPeerConnection sending the feed's pre-encoded H.264 and Opus packets.
 The answer is returned whole, with the edge's candidates (no trickle ICE): aiortc gathers them
-in setLocalDescription. A session ends on DELETE, when its connection fails or closes, when the
-stream ends at this edge, or when the edge stops.
+in setLocalDescription. A session ends on DELETE, when its connection fails, closes or never
+connects, when the stream's feed ends (its publisher gone for longer than the grace period, see
+edge/relay/publish.py), or when the edge stops.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Whep:
         check_offer(offer)
         feed = await self.feeds(stream)
         if feed is None or feed.ended:
-            raise NotFound(f"stream {stream} is not live at this edge")
+            raise NotFound(f"stream {stream} is not live")
         pc = RTCPeerConnection(configuration(self.stun))
         session = WhepSession(uuid.uuid4().hex, stream, pc, feed, feed.add_viewer(lambda: None))
         session.viewer.on_end = lambda: self._spawn(
