@@ -29,6 +29,7 @@ from transcoder.pipeline.segments import Mark, Segmenter
 from transcoder.pipeline.timing import US, AudioClock, Grid
 
 RATE = 48_000
+END_GRID_WAIT = 5.0  # seconds held audio waits at the end of a stream for the video's grid
 LAYOUT = "stereo"
 FORMAT = "fltp"  # what FFmpeg's aac encoder takes
 FRAME = 1024  # samples per AAC frame
@@ -107,6 +108,7 @@ class AudioChain:
             except queue.Empty:
                 item = None  # no packet, but the origin may have been settled meanwhile
             if isinstance(item, End):
+                self._drain_held()
                 return
             if isinstance(item, CodecConfig):
                 self._open(item)
@@ -115,6 +117,20 @@ class AudioChain:
                 self.held.append(item)
             grid = self._grid()
             while grid is not None and self.held and not stopped.is_set():
+                self._packet(self.held.popleft(), grid)
+
+    def _drain_held(self) -> None:
+        """At the end of the stream, the packets still held for the grid go out once the video
+        chain (still decoding its backlog) has settled it; a short publish would otherwise lose
+        all its audio. Bounded: a grid that never comes drops them."""
+        stopped = self.ctx.control.stopped
+        deadline = time.monotonic() + END_GRID_WAIT
+        while self.held and not stopped.is_set() and time.monotonic() < deadline:
+            grid = self._grid()
+            if grid is None:
+                stopped.wait(POLL)
+                continue
+            while self.held and not stopped.is_set():
                 self._packet(self.held.popleft(), grid)
 
     def _grid(self) -> Grid | None:

@@ -191,3 +191,22 @@ def test_a_custom_ladder_is_encoded_and_rungs_above_the_source_are_skipped(
     assert not hot.entries(redis_sync, "own", "720p")
     entries = hot.entries(redis_sync, "own", "180p")
     assert all(abs(e.duration - 1.0) < 0.01 for e in entries)  # the ladder's own 1 s GOP
+
+
+def test_a_whole_clip_then_eos_at_once_keeps_its_audio(
+    redis_sync: redis.Redis,
+    clip: Media,
+    edge: FakeEdge,
+    make_job: Callable[..., Job],
+    start_worker: StartWorker,
+) -> None:
+    # The audio arrives long before the video chain has decoded its way to the first frame
+    # that settles the grid; EOS right behind it must not drop what audio was holding.
+    edge.feed(Feed(live=clip.packets, eos=True))
+    proc = start_worker(make_job(1, stream="burst"))
+    proc.join(60)
+    assert proc.exitcode == 0
+    video = hot.entries(redis_sync, "burst", "240p")
+    audio = hot.entries(redis_sync, "burst", "audio")
+    assert len(video) >= 3
+    assert len(audio) >= len(video) - 1, (len(audio), len(video))
