@@ -66,10 +66,12 @@ class StreamRelay:
         gop: GopCache,
         on_broken: Callable[[int], None],
         feed: Feed | None = None,
+        on_keyreq: Callable[[], None] = lambda: None,
     ) -> None:
         self.stream = stream
         self.gop = gop
         self.on_broken = on_broken
+        self.on_keyreq = on_keyreq  # the worker wants a keyframe from the publisher
         self.subscriber: Subscriber | None = None
         self.min_epoch = 0  # the newest placement epoch this edge has seen
         self.packets_in = 0
@@ -155,8 +157,9 @@ class StreamRelay:
         elif frame.kind is Kind.CODEC:
             self.feed.codec(sub.epoch, frame.codec())
         elif frame.kind is Kind.KEYREQ:
-            # Asking the publisher for a keyframe is up to the ingest protocol; none can yet.
+            # Up to the ingest protocol: WHIP sends a rate-limited PLI, RTMP has no way to ask.
             self.log.debug("worker %s asked for a keyframe", sub.node)
+            self.on_keyreq()
 
     def detached(self, sub: Subscriber) -> None:
         """The worker's link closed from its side (EOF, reset, or a protocol error)."""

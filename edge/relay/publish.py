@@ -132,6 +132,7 @@ class PublishSession:
             ),
             self._report_broken,
             owner.take_feed(stream),
+            self.request_keyframe,
         )
         self.payload = Publisher(
             edge=owner.settings.node_id,

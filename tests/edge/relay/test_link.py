@@ -116,3 +116,25 @@ async def test_publisher_end_sends_eos_without_report(
     assert got[-1].kind is Kind.EOS
     await asyncio.sleep(0.1)
     assert broken == []
+
+
+async def test_a_current_workers_keyreq_reaches_the_publisher_side() -> None:
+    asked: list[int] = []
+    relay = StreamRelay(
+        "s2", GopCache(1 << 20, 10), lambda _: None, on_keyreq=lambda: asked.append(1)
+    )
+    server = LinkServer(lambda s: relay if s == "s2" else None)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        relay.codec(CodecConfig(0, "video", "h264", b"cfg", "avcc"))
+        old = await Worker.connect(port, "s2", 1, "old")
+        await old.read_until(lambda fs: any(f.kind is Kind.ACCEPT for f in fs))
+        new = await Worker.connect(port, "s2", 2, "new")
+        await new.read_until(lambda fs: any(f.kind is Kind.ACCEPT for f in fs))
+        old.writer.write(frames.encode(Kind.KEYREQ))  # superseded: not passed on
+        new.writer.write(frames.encode(Kind.KEYREQ))
+        await await_for(lambda: len(asked) >= 1, "the KEYREQ passed on")
+        await asyncio.sleep(0.1)  # the stale one, had it been passed on, would be here by now
+        assert asked == [1]
+    finally:
+        await server.stop()
