@@ -44,7 +44,10 @@ def test_ll_playlist_parses_with_parts_hint_and_reports() -> None:
     # The parser shows the segment being written as a last entry with parts and no URI.
     *done, growing = pl.segments
     assert [s.uri for s in done] == [f"{m}.m4s" for m in range(10, 16)]
-    assert growing.uri is None and [p.uri for p in growing.parts] == ["part/1/16.0.m4s", "part/1/16.1.m4s"]
+    assert growing.uri is None and [p.uri for p in growing.parts] == [
+        "part/1/16.0.m4s",
+        "part/1/16.1.m4s",
+    ]
     # Parts of the last three target durations: segments 14 and 15, then the open one.
     listed = [p.uri for s in done for p in s.parts]
     assert listed == [f"part/1/{m}.{i}.m4s" for m in (14, 15) for i in range(4)]
