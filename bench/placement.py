@@ -82,6 +82,9 @@ class Coordinator:
         self.proc.wait(10)
 
 
+followed: list[float] = []  # per run: did the leader write a prepared plan (1) or reconcile (0)
+
+
 async def one_run(hosts: str, streams: int, nodes: int, log: Path) -> tuple[float, float]:
     """(ms after detection, ms end to end) for re-placing `streams` streams of a dead node."""
     paths = Paths(f"/bench{uuid.uuid4().hex[:8]}")
@@ -115,6 +118,8 @@ async def one_run(hosts: str, streams: int, nodes: int, log: Path) -> tuple[floa
         for i in range(nodes):
             await transcoder(f"t{i:02d}", capacity=2 * streams / nodes)
         await coordinator.wait(lambda m: m.get("coordinator_transcoders") == nodes + 1, "joins")
+        # A settled cluster: the leader has decided ahead what each carrier's death calls for.
+        await coordinator.wait(lambda m: m.get("coordinator_standby_plans", 0) >= 1, "plans")
         await asyncio.sleep(0.5)  # let ZooKeeper and the coordinator go quiet
 
         t0 = time.monotonic()
@@ -123,6 +128,7 @@ async def one_run(hosts: str, streams: int, nodes: int, log: Path) -> tuple[floa
         done = 2 * streams  # every stream placed once, then moved once
         after = await coordinator.wait(lambda m: m.get("coordinator_moves_total") == done, "moves")
         assert after["coordinator_last_pass_changes"] == streams, after
+        followed.append(after.get("coordinator_standby_plans_followed_total", 0))
         end_to_end = (after["coordinator_last_pass_end_monotonic_seconds"] - t0) * 1000
         return after["coordinator_last_pass_ms"], end_to_end
     finally:
@@ -167,6 +173,7 @@ async def main(runs: int, nodes: int, keep_log: Path | None) -> None:
         f"all runs (after detection ms): { {s: [round(r[0]) for r in rs] for s, rs in results.items()} }"
     )
     print(f"{decisions} placement decisions logged by the coordinator")
+    print(f"standby plan followed in {int(sum(followed))} of {len(followed)} runs")
 
 
 if __name__ == "__main__":

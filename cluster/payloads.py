@@ -158,12 +158,20 @@ class Placement(Payload):
             raise BadRequest(f"Placement history: {exc}") from exc
         return super()._from_dict(raw)
 
-    def moved(self, dst: str | None, state: str, reason: str) -> Placement:
+    def moved(
+        self, dst: str | None, state: str, reason: str, at: float | None = None
+    ) -> Placement:
         """The next placement: a new epoch, and this move at the head of the history."""
         epoch = self.epoch + 1
-        move = Move(at=now(), epoch=epoch, src=self.transcoder, dst=dst, reason=reason)
+        at = now() if at is None else at
+        move = Move(at=at, epoch=epoch, src=self.transcoder, dst=dst, reason=reason)
         history = [move, *self.history][: self.HISTORY]
-        return Placement(dst, epoch, state, reason, history=history)
+        return Placement(dst, epoch, state, reason, at, history)
+
+    def stamped(self, at: float) -> Placement:
+        """The same move made at `at` (a prepared move is written later than it was decided)."""
+        history = [dataclasses.replace(self.history[0], at=at), *self.history[1:]]
+        return dataclasses.replace(self, updated_at=at, history=history)
 
 
 @dataclass(frozen=True)

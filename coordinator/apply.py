@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from cluster.errors import TxnFailed, ZkNodeExists
 from cluster.logs import stream_logger
@@ -28,6 +28,7 @@ MAX_BATCH_OPS = 600
 MAX_BATCH_BYTES = 256 * 1024
 
 Committed = Callable[[Change, int | None], None]  # (change, zxid of its multi if known)
+Batch = list[tuple[Change, list[Op]]]  # changes and their encoded ops, for one multi()
 
 
 def ops_for(paths: Paths, change: Change) -> list[Op]:
@@ -44,8 +45,8 @@ def ops_for(paths: Paths, change: Change) -> list[Op]:
     return ops
 
 
-def batches(paths: Paths, changes: Sequence[Change]) -> Iterator[list[tuple[Change, list[Op]]]]:
-    batch: list[tuple[Change, list[Op]]] = []
+def batches(paths: Paths, changes: Sequence[Change]) -> Iterator[Batch]:
+    batch: Batch = []
     n_ops = n_bytes = 0
     for change in changes:
         ops = ops_for(paths, change)
@@ -68,9 +69,16 @@ async def apply(
     await asyncio.gather(
         *(_ensure_dir(zk, n) for n in {c.dst for c in changes if c.dst is not None} - known_dirs)
     )
+    return await send(zk, batches(zk.paths, changes), committed)
+
+
+async def send(zk: ZkBridge, prepared: Iterable[Batch], committed: Committed) -> list[Change]:
+    """Commit batches of encoded changes, pipelined; returns the changes that lost."""
     sent: list[asyncio.Task[list[Change]]] = []
-    for batch in batches(zk.paths, changes):
+    changes: list[Change] = []
+    for batch in prepared:
         sent.append(asyncio.create_task(_commit(zk, batch, committed)))
+        changes += [change for change, _ in batch]
         # Let it go out now: ZooKeeper applies this batch while we encode the next one.
         await asyncio.sleep(0)
     results = await asyncio.gather(*sent)
@@ -82,6 +90,21 @@ async def apply(
         if id(change) not in gone:
             _log(change)
     return lost
+
+
+def restamp(prepared: Sequence[Batch], old: bytes, new: bytes) -> list[Batch]:
+    """Prepared batches with the placeholder time `old` in placement payloads replaced by `new`."""
+    return [
+        [(change, [_restamp(op, old, new) for op in ops]) for change, ops in b] for b in prepared
+    ]
+
+
+def _restamp(op: Op, old: bytes, new: bytes) -> Op:
+    if isinstance(op, SetData):
+        return SetData(op.path, op.data.replace(old, new), op.version)
+    if isinstance(op, Create) and old in op.data:
+        return Create(op.path, op.data.replace(old, new), op.ephemeral, op.sequence)
+    return op
 
 
 async def _ensure_dir(zk: ZkBridge, node: str) -> None:

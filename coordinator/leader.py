@@ -13,23 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import time
 from dataclasses import dataclass
 
 from cluster.errors import Conflict, ZkNoNode, ZkUnavailable
-from cluster.payloads import LeaderInfo
+from cluster.payloads import LeaderInfo, now
 from cluster.zk.bridge import ZkBridge
 from cluster.zk.election import Election
 from cluster.zk.ephemeral import EphemeralNode
-from coordinator.apply import apply
+from coordinator.apply import Batch, apply, batches, restamp, send
 from coordinator.placement.reconcile import reconcile, stale_dirs
+from coordinator.placement.snapshot import Change, Snapshot
+from coordinator.placement.standby import PLAN_AT, Plan, carriers, fingerprint, plan
 from coordinator.view import View
 
 log = logging.getLogger(__name__)
 
 _FAILED_PASS_PAUSE = 1.0
+_PRUNE_AFTER = 10.0  # seconds an assignment directory stays empty and ownerless before it goes
+_PREPARE_AFTER = 0.2  # seconds of quiet after a pass that changed nothing before plans are made
+_PLAN_STAMP = repr(PLAN_AT).encode()
 
 
 @dataclass
@@ -54,12 +60,14 @@ class Leader:
         *,
         coalesce: float = 0.005,
         retry_after: float = 0.2,
+        prune_after: float = _PRUNE_AFTER,
     ) -> None:
         self._zk = zk
         self._node = node
         self._api_url = api_url
         self._coalesce = coalesce  # seconds a burst of events is given to settle
         self._retry_after = retry_after  # seconds before a lost change is tried again
+        self._prune_after = prune_after  # seconds an ownerless empty directory is left alone
         self._election: Election | None = None
         self._term: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -68,6 +76,11 @@ class Leader:
         self.passes = 0
         self.changes_total = 0
         self.moves_total = 0  # changes that wrote a placement (the rest only clean up)
+        self.plans_followed = 0
+        # Standby plans by transcoder: the moves its death calls for, decided and encoded ahead.
+        self._plans: dict[str, tuple[Plan, list[Batch]]] = {}
+        self._preparing: asyncio.Task[None] | None = None
+        self._stale_since: dict[str, float] = {}  # ownerless empty directories, first seen
         self.lost_total = 0
         self.last = PassStats()
 
@@ -95,6 +108,8 @@ class Leader:
             "coordinator_passes_total": self.passes,
             "coordinator_changes_total": self.changes_total,
             "coordinator_moves_total": self.moves_total,
+            "coordinator_standby_plans": len(self._plans),
+            "coordinator_standby_plans_followed_total": self.plans_followed,
             "coordinator_lost_changes_total": self.lost_total,
             "coordinator_last_pass_ms": self.last.since_event_ms,
             "coordinator_last_pass_changes": self.last.changes,
@@ -154,6 +169,8 @@ class Leader:
                     await asyncio.sleep(_FAILED_PASS_PAUSE)
                     self._changed()
         finally:
+            self._stop_preparing()
+            self._plans = {}
             gc.unfreeze()  # the view becomes garbage now, cycles included
             view.stop()
             if self.view is view:
@@ -162,18 +179,22 @@ class Leader:
             log.info("term of leadership over")
 
     def _changed(self) -> None:
+        self._stop_preparing()  # what it was preparing from is out of date
         if not self._wake.is_set():
             self._woken_at = time.monotonic()
             self._wake.set()
 
     async def _pass(self, view: View) -> None:
         woken_at = self._woken_at
-        t0 = time.monotonic()
         snap = view.snapshot()
+        if await self._follow_plan(view, snap, woken_at):
+            snap = view.snapshot()  # what is left: the dead node's assignments, anything else
+        t0 = time.monotonic()
         changes = reconcile(snap)
         self.passes += 1
         if not changes:
             await self._prune(view, stale_dirs(snap))
+            self._preparing = asyncio.create_task(self._prepare(view), name="standby plans")
             return
         # Moves first, and timed on their own: clean-up (stray assignments, a dead node's
         # leftovers) waits until every stream has its new place.
@@ -211,8 +232,83 @@ class Leader:
                     await view.refresh(change)
             asyncio.get_running_loop().call_later(self._retry_after, self._changed)
 
+    # -- standby plans ---------------------------------------------------------------------
+
+    def _stop_preparing(self) -> None:
+        task, self._preparing = self._preparing, None
+        if task is not None:
+            task.cancel()
+
+    async def _prepare(self, view: View) -> None:
+        """Decide and encode, for every transcoder carrying streams, the moves its death would
+        call for. Runs only while nothing changes (any event cancels it); plans whose inputs
+        did not change are kept as they are."""
+        await asyncio.sleep(_PREPARE_AFTER)
+        snap = view.snapshot()
+        fresh: dict[str, tuple[Plan, list[Batch]]] = {}
+        for node in sorted(carriers(snap)):
+            old = self._plans.get(node)
+            if old is not None and old[0].fingerprint == fingerprint(snap, node):
+                fresh[node] = old
+                continue
+            p = plan(snap, node)
+            fresh[node] = (p, list(batches(self._zk.paths, p.moves)))
+            await asyncio.sleep(0)  # one node at a time: watch events and HTTP stay served
+        self._plans = fresh
+
+    async def _follow_plan(self, view: View, snap: Snapshot, woken_at: float) -> bool:
+        """If exactly one planned-for transcoder is gone and nothing else changed, write its
+        prepared moves at once. True if it did (lost changes are left to reconcile)."""
+        gone = [n for n in self._plans if n not in snap.transcoders]
+        followed = {n: self._plans.pop(n) for n in gone}
+        if len(gone) != 1:
+            return False
+        (node,) = gone
+        planned, prepared = followed[node]
+        if fingerprint(snap, node) != planned.fingerprint:
+            log.info("standby plan for %s is out of date; reconciling instead", node)
+            return False
+        t1 = time.monotonic()
+        at = now()
+
+        def committed(change: Change, zxid: int | None) -> None:
+            assert change.placement is not None
+            stamped = dataclasses.replace(change, placement=change.placement.stamped(at))
+            view.committed(stamped, zxid)
+
+        lost = await send(self._zk, restamp(prepared, _PLAN_STAMP, repr(at).encode()), committed)
+        t2 = time.monotonic()
+        self.plans_followed += 1
+        self.moves_total += len(planned.moves) - len(lost)
+        self.changes_total += len(planned.moves) - len(lost)
+        self.lost_total += len(lost)
+        self.last = PassStats(
+            len(planned.moves), len(lost), (t2 - woken_at) * 1000, t2, 0.0, (t2 - t1) * 1000
+        )
+        log.info(
+            "transcoder %s gone: followed its standby plan, %d moves (%d lost) done %.1f ms "
+            "after the event (write %.1f)",
+            node,
+            len(planned.moves),
+            len(lost),
+            self.last.since_event_ms,
+            self.last.apply_ms,
+        )
+        for change in lost:
+            with contextlib.suppress(ZkUnavailable):
+                await view.refresh(change)
+        return True
+
     async def _prune(self, view: View, dirs: list[str]) -> None:
-        for node in dirs:
+        # A transcoder creates its directory just before it registers: a directory is pruned
+        # only once it has been without a transcoder for a while, not in that gap.
+        now_ = time.monotonic()
+        self._stale_since = {n: self._stale_since.get(n, now_) for n in dirs}
+        due = [n for n, since in self._stale_since.items() if now_ - since >= self._prune_after]
+        if len(due) < len(dirs):  # come back when the others are due
+            wait = min(self._prune_after - (now_ - s) for s in self._stale_since.values())
+            asyncio.get_running_loop().call_later(max(wait, 0.0) + 0.01, self._changed)
+        for node in due:
             try:
                 await self._zk.delete(self._zk.paths.node_assignments(node))
             except (ZkNoNode, Conflict):

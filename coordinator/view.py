@@ -147,11 +147,17 @@ class View:
         self._set_placement(change.stream, node)
         for name in {*change.unassign, *([change.dst] if change.dst else [])}:
             path = self._paths.assignment(name, change.stream)
-            held = self._assignments.setdefault(name, set())
-            if await self._zk.exists(path) is None:
-                held.discard(change.stream)
-            else:
+            exists = await self._zk.exists(path) is not None
+            held = self._assignments.get(name)
+            if held is None:
+                # Not a directory we know of (maybe it was removed under us): the next apply
+                # creates it if needed; inventing an entry here would stop it from doing so.
+                if exists:
+                    self._assignments[name] = {change.stream}
+            elif exists:
                 held.add(change.stream)
+            else:
+                held.discard(change.stream)
 
     # -- following children ----------------------------------------------------------------------
 

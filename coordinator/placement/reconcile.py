@@ -31,12 +31,17 @@ from coordinator.placement.snapshot import Change, Snapshot, StreamView
 _UNPLACED = Placement(None, 0, "idle", "registered")  # so that the first placement is epoch 1
 
 
-def reconcile(snap: Snapshot) -> list[Change]:
-    planner = _Planner(snap)
+def reconcile(
+    snap: Snapshot, only: frozenset[str] | None = None, at: float | None = None
+) -> list[Change]:
+    """The changes that bring placements in line with `snap`. With `only`, just those streams
+    are looked at (the others still count towards the load); `at` stamps the moves (default:
+    now)."""
+    planner = _Planner(snap, at)
     changes: list[Change] = []
     live: list[StreamView] = []
     # Streams leaving first, so the capacity they free is there for the streams placed after.
-    for name in sorted(snap.streams):
+    for name in sorted(snap.streams if only is None else only & snap.streams.keys()):
         stream = snap.streams[name]
         if stream.publisher is None:
             changes.extend(planner.release(stream))
@@ -44,7 +49,8 @@ def reconcile(snap: Snapshot) -> list[Change]:
             live.append(stream)
     for stream in live:
         changes.extend(planner.place(stream))
-    changes.extend(_orphans(snap))
+    if only is None:
+        changes.extend(_orphans(snap))
     return changes + planner.later
 
 
@@ -58,12 +64,13 @@ class _Why(NamedTuple):
 
 
 class _Planner:
-    def __init__(self, snap: Snapshot) -> None:
+    def __init__(self, snap: Snapshot, at: float | None = None) -> None:
         self.snap = snap
+        self.at = at
         self.later: list[Change] = []  # clean-up to write after every move
         committed: dict[str, float] = dict.fromkeys(snap.transcoders, 0.0)
         for stream in snap.streams.values():
-            node = _placed_on(stream)
+            node = placed_on(stream)
             if node in committed:
                 committed[node] += stream.cost
         # Built once and replaced per change: select() runs for every stream that moves.
@@ -90,9 +97,9 @@ class _Planner:
         placement = stream.placement
         if placement is None or placement.state == "idle":
             return _tidy(stream, holders, keep=None)
-        node = _placed_on(stream)
+        node = placed_on(stream)
         self.commit(node, -stream.cost)
-        new = placement.moved(None, "idle", "publisher gone")
+        new = placement.moved(None, "idle", "publisher gone", self.at)
         return [
             Change(stream.name, new, stream.placement_version, unassign=_sorted(holders), src=node)
         ]
@@ -100,7 +107,7 @@ class _Planner:
     def place(self, stream: StreamView) -> list[Change]:
         """A stream with a publisher: placed where it is, moved, placed anew or waiting."""
         holders = self.snap.holders(stream.name)
-        current = _placed_on(stream)
+        current = placed_on(stream)
         if current is not None:
             return self._move(stream, current, holders)
         dst = self.select(stream.cost)
@@ -150,7 +157,7 @@ class _Planner:
 
     def _write(self, stream: StreamView, dst: str | None, reason: str, holders: set[str]) -> Change:
         base = stream.placement or _UNPLACED
-        new = base.moved(dst, "placed" if dst else "waiting", reason)
+        new = base.moved(dst, "placed" if dst else "waiting", reason, self.at)
         assignment = None
         if dst is not None:
             assert stream.publisher is not None
@@ -169,7 +176,7 @@ class _Planner:
             assignment,
             overwrite=dst in holders,
             unassign=_sorted(stale - dead),
-            src=_placed_on(stream),
+            src=placed_on(stream),
         )
 
 
@@ -184,7 +191,7 @@ def stale_dirs(snap: Snapshot) -> list[str]:
     )
 
 
-def _placed_on(stream: StreamView) -> str | None:
+def placed_on(stream: StreamView) -> str | None:
     placement = stream.placement
     if placement is None or placement.state != "placed":
         return None

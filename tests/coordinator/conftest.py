@@ -51,7 +51,7 @@ class SimCluster:
         await thief.stop()
 
     async def coordinator(self, name: str) -> Leader:
-        leader = Leader(await self.bridge(), name, f"http://{name}")
+        leader = Leader(await self.bridge(), name, f"http://{name}", prune_after=0.5)
         self.leaders.append(leader)
         leader.start()
         return leader

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from cluster.payloads import DrainMarker, LeaderInfo
+from coordinator.placement.standby import PLAN_AT
 from tests.conftest import await_for
 from tests.coordinator.conftest import SESSION_TIMEOUT, SimCluster
 
@@ -62,6 +64,40 @@ async def test_a_dead_transcoders_streams_move_once(sim: SimCluster) -> None:
             assert after[stream] == before[stream]
 
     async def pruned() -> bool:  # the departed node's empty directory is removed
+        return "t2" not in await sim.admin.children(sim.paths.assignments)
+
+    await await_for(pruned, "t2's assignment directory to go")
+
+
+async def test_a_dead_transcoder_is_handled_by_its_standby_plan(sim: SimCluster) -> None:
+    await sim.transcoder("t1", capacity=len(STREAMS))
+    t2 = await sim.transcoder("t2", capacity=len(STREAMS))
+    await _publish_all(sim, STREAMS)
+    leader = await sim.coordinator("c1")
+    before = await await_for(lambda: sim.settled(STREAMS), "every stream placed")
+    victims = sorted(s for s, p in before.items() if p.transcoder == "t2")
+    assert victims
+    await await_for(
+        lambda: leader.metrics()["coordinator_standby_plans"] == 2, "a plan for each carrier"
+    )
+    started = time.time()
+    sim.members["t2"].cancel()
+    await sim.expire(t2)
+
+    after = await await_for(
+        lambda: _all_on(sim, STREAMS, "t1"), "t2's streams on t1", timeout=5 * SESSION_TIMEOUT
+    )
+    assert leader.plans_followed == 1
+    for stream in victims:
+        p = after[stream]
+        assert p.epoch == 2 and p.history[0].src == "t2" and p.reason == "transcoder t2 gone"
+        # The prepared move carries the time it was written, not the placeholder.
+        assert p.updated_at == p.history[0].at and started <= p.updated_at < PLAN_AT
+    held = (await sim.assignments())["t1"]
+    assert {s: a.epoch for s, a in held.items()} == {s: after[s].epoch for s in STREAMS}
+    assert await sim.placed_twice() == []
+
+    async def pruned() -> bool:  # the clean-up still runs after the prepared moves
         return "t2" not in await sim.admin.children(sim.paths.assignments)
 
     await await_for(pruned, "t2's assignment directory to go")
