@@ -158,9 +158,7 @@ class Placement(Payload):
             raise BadRequest(f"Placement history: {exc}") from exc
         return super()._from_dict(raw)
 
-    def moved(
-        self, dst: str | None, state: str, reason: str, at: float | None = None
-    ) -> Placement:
+    def moved(self, dst: str | None, state: str, reason: str, at: float | None = None) -> Placement:
         """The next placement: a new epoch, and this move at the head of the history."""
         epoch = self.epoch + 1
         at = now() if at is None else at
