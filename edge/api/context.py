@@ -39,12 +39,21 @@ def require_admin(request: web.Request) -> None:
         raise Unauthorized("admin token missing or wrong (Authorization: Bearer TOKEN)")
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, refused (413) past `limit` bytes, whether or not it says its
+    length. `content.read(n)` returns what has arrived so far, so it is read to the end."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"body of {request.content_length} bytes (at most {limit})")
+    body = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"body over {limit} bytes")
+    return bytes(body)
+
+
 async def json_body(request: web.Request) -> dict[str, object]:
-    if request.content_length and request.content_length > MAX_JSON:
-        raise TooLarge(f"body over {MAX_JSON} bytes")
-    raw = await request.content.read(MAX_JSON + 1)
-    if len(raw) > MAX_JSON:
-        raise TooLarge(f"body over {MAX_JSON} bytes")
+    raw = await read_body(request, MAX_JSON)
     if not raw:
         return {}
 

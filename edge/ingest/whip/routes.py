@@ -11,9 +11,10 @@ import hmac
 
 from aiohttp import web
 
-from cluster.errors import TooLarge, Unauthorized, UnsupportedMedia
+from cluster.errors import Unauthorized, UnsupportedMedia
 from cluster.ids import stream_id
 from cluster.ops import error_response
+from edge.api.context import read_body
 from edge.ingest.whip.offer import MAX_OFFER
 from edge.ingest.whip.server import WhipIngest
 
@@ -56,15 +57,7 @@ async def _options(request: web.Request) -> web.Response:
 
 
 async def _read_offer(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_OFFER:
-        raise TooLarge(f"offer over {MAX_OFFER} bytes")
-    body = bytearray()
-    # read(n) returns what has arrived, up to n: loop to the end of the body (or past the limit).
-    while chunk := await request.content.read(MAX_OFFER + 1 - len(body)):
-        body += chunk
-        if len(body) > MAX_OFFER:
-            raise TooLarge(f"offer over {MAX_OFFER} bytes")
-    return bytes(body)
+    return await read_body(request, MAX_OFFER)
 
 
 def _bearer(request: web.Request) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cluster.errors import TooLarge, UnsupportedMedia
+from cluster.errors import UnsupportedMedia
 from cluster.ids import stream_id
+from edge.api.context import read_body
 from edge.playback.webrtc.whep import Whep
 
 WHEP = web.AppKey("whep", Whep)
@@ -17,11 +18,7 @@ async def post_offer(request: web.Request) -> web.Response:
     stream = stream_id(request.match_info["stream"])
     if request.content_type != SDP:
         raise UnsupportedMedia(f"send the offer as {SDP}, not {request.content_type}")
-    if request.content_length is not None and request.content_length > MAX_OFFER:
-        raise TooLarge(f"an offer of {request.content_length} bytes (at most {MAX_OFFER})")
-    raw = await request.content.read(MAX_OFFER + 1)
-    if len(raw) > MAX_OFFER:
-        raise TooLarge(f"an offer over {MAX_OFFER} bytes")
+    raw = await read_body(request, MAX_OFFER)
     session, answer = await request.app[WHEP].create(stream, raw.decode(errors="replace"))
     return web.Response(
         status=201,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -127,3 +128,16 @@ async def test_a_session_that_never_connects_is_closed(client: Client) -> None:
     assert len(whep.sessions) == 1
     # The offering peer connection is closed already: nobody answers the edge's ICE checks.
     await await_for(lambda: not whep.sessions, "the unconnected session to close")
+
+
+async def test_an_offer_sent_in_pieces_is_read_whole(client: Client) -> None:
+    offer = (await _offer()).encode()
+
+    async def pieces():  # type: ignore[no-untyped-def]
+        for i in range(0, len(offer), 300):  # no Content-Length; several reads on the server
+            yield offer[i : i + 300]
+            await asyncio.sleep(0.01)
+
+    resp = await client.post("/whep/live", data=pieces(), headers=SDP)
+    assert resp.status == 201, await resp.text()
+    assert (await client.delete(resp.headers["Location"])).status == 200
