@@ -9,6 +9,7 @@ whatever its own configuration says.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,10 @@ PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
 )  # fmt: skip
 MAX_RUNGS = 8
+AUDIO_RENDITION = "audio"  # the audio rendition's name: no video rung may take it
+WEBRTC_DEFAULT_HEIGHT = (
+    720  # a custom ladder that marks no rung feeds WebRTC from the highest <= this
+)
 MAX_DVR_SECONDS = 7200  # Redis holds the window in memory: a short DVR, not an archive
 # Placement cost of a custom ladder: its pixel rate against the default ladder's (720p + 360p
 # at 30 fps costs 1.0), so a 1080p ladder weighs what it encodes.
@@ -59,6 +64,10 @@ class Ladder:
             raise BadRequest(f"ladder {self.name!r} has no rungs")
         for rung in self.rungs:
             rendition_id(rung.name)
+            if rung.name == AUDIO_RENDITION:
+                raise BadRequest(
+                    f"ladder {self.name!r}: {AUDIO_RENDITION!r} names the audio rendition"
+                )
             if rung.height < 16 or rung.height % 2 or rung.video_kbps <= 0:
                 raise BadRequest(f"ladder {self.name!r}: bad rung {rung}")
         if len({r.name for r in self.rungs}) != len(self.rungs):
@@ -118,6 +127,11 @@ class Ladder:
         if not isinstance(raw_rungs, list) or not raw_rungs:
             raise BadRequest("ladder.rungs must be a non-empty list")
         rungs = tuple(_rung(r) for r in raw_rungs)
+        if not any(r.webrtc for r in rungs):
+            # WebRTC viewers need a feed: the highest rung up to 720p (or the lowest one).
+            fits = [r for r in rungs if r.height <= WEBRTC_DEFAULT_HEIGHT]
+            pick = max(fits, key=lambda r: r.height) if fits else min(rungs, key=lambda r: r.height)
+            rungs = tuple(dataclasses.replace(r, webrtc=r is pick) for r in rungs)
         fps = _typed(spec, "fps", int, 30)
         pixels = sum(r.height * r.height * 16 // 9 for r in rungs) * fps
         return cls(

@@ -74,3 +74,15 @@ def test_a_dvr_window_lengthens_the_playlist_within_bounds() -> None:
     assert Ladder.from_spec(HD).window(6) == 6
     with pytest.raises(BadRequest):
         Ladder.from_spec({**HD, "dvr_seconds": 86_400})
+
+
+def test_a_ladder_without_a_marked_rung_still_feeds_webrtc_and_audio_is_reserved() -> None:
+    got = Ladder.from_spec(
+        {"rungs": [{"height": 1080, "video_kbps": 5000}, {"height": 480, "video_kbps": 1200}]}
+    )
+    assert [r.name for r in got.rungs if r.webrtc] == ["480p"]  # the highest up to 720p
+    tall = Ladder.from_spec({"rungs": [{"height": 1440, "video_kbps": 9000}]})
+    assert tall.rungs[0].webrtc  # nothing up to 720p: the lowest one
+    with pytest.raises(BadRequest) as err:
+        Ladder.from_spec({"rungs": [{"name": "audio", "height": 360, "video_kbps": 500}]})
+    assert "audio" in err.value.detail

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from cluster.ladder import Ladder
+from cluster.ladder import AUDIO_RENDITION, Ladder
 from transcoder.pipeline.control import Control
 from transcoder.pipeline.feed import Feed
 from transcoder.pipeline.keyreq import KeyRequests
@@ -16,7 +16,7 @@ from transcoder.pipeline.output import Output, Resume, resume_point
 from transcoder.pipeline.timing import Grid, WallClock
 
 MICROS = Fraction(1, 1_000_000)  # media-link timestamps
-AUDIO = "audio"  # the name of the audio rendition
+AUDIO = AUDIO_RENDITION  # the name of the audio rendition (no video rung may take it)
 
 
 class Origin:
