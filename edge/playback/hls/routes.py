@@ -9,6 +9,7 @@ it is read from Redis once per edge and served from memory after that.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -208,10 +209,31 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await events.stop()
 
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _redis_down_is_503(handler: Handler) -> Handler:
+    """Redis away (restarting, unreachable, its pool exhausted) is 503, not a 500 with a
+    traceback per request: players retry, and HLS resumes by itself when Redis is back."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise Unavailable(f"hot storage unavailable: {exc}") from None
+
+    return wrapped
+
+
 def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(_lifecycle)
-    app.router.add_get("/hls/{stream}/index.m3u8", get_multivariant)
-    app.router.add_get("/hls/{stream}/{rendition}/index.m3u8", get_media)
-    app.router.add_get("/hls/{stream}/{rendition}/init/{epoch}.mp4", get_init)
-    app.router.add_get(r"/hls/{stream}/{rendition}/part/{epoch}/{msn:\d+}.{part:\d+}.m4s", get_part)
-    app.router.add_get("/hls/{stream}/{rendition}/{msn}.m4s", get_segment)
+    get = app.router.add_get
+    get("/hls/{stream}/index.m3u8", _redis_down_is_503(get_multivariant))
+    get("/hls/{stream}/{rendition}/index.m3u8", _redis_down_is_503(get_media))
+    get("/hls/{stream}/{rendition}/init/{epoch}.mp4", _redis_down_is_503(get_init))
+    get(
+        r"/hls/{stream}/{rendition}/part/{epoch}/{msn:\d+}.{part:\d+}.m4s",
+        _redis_down_is_503(get_part),
+    )
+    get("/hls/{stream}/{rendition}/{msn}.m4s", _redis_down_is_503(get_segment))

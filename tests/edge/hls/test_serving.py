@@ -19,6 +19,7 @@ from edge.playback.hls import routes as hls
 from tests.conftest import await_for
 from transcoder.pipeline.output import Output, Resume, TrackOutput, _PartWrite
 from transcoder.pipeline.segments import Mark, Segmenter
+from zoocast.local.servers import free_port
 
 Client = TestClient  # type: ignore[type-arg]
 LOG = logging.LoggerAdapter(logging.getLogger("test"), {})
@@ -187,3 +188,19 @@ async def test_held_requests_share_one_read_and_one_render(
     for _ in range(5):
         assert (await client.get(f"/hls/{STREAM}/{R}/index.m3u8")).status == 200
     assert live.reads == reads
+
+
+async def test_redis_away_is_503_not_500(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+) -> None:
+    away = redis.asyncio.Redis(port=free_port(), socket_connect_timeout=0.5)
+    app = make_app()
+    app[hls.REDIS] = away
+    app[hls.WINDOW] = 6
+    hls.add_routes(app)
+    client = await aiohttp_client(app)
+    for path in (f"{R}/index.m3u8", f"{R}/0.m4s"):
+        resp = await client.get(f"/hls/{STREAM}/{path}")
+        assert resp.status == 503, (path, await resp.text())
+        assert "hot storage unavailable" in (await resp.json())["detail"]
+    await away.aclose()
