@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 
@@ -33,9 +34,11 @@ class Events:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._subscribed: dict[str, float] = {}  # channel -> last time it had a waiter
         self._connected = asyncio.Event()
-        # Per channel: messages seen, plus one per (re)subscription. Never reset, so a
-        # generation once handed out is never handed out again for a later state.
+        # Per followed channel: a number from one counter, drawn anew at every message and at
+        # every (re)subscription, so a generation once handed out never stands for a later
+        # state, and a channel no longer followed can be forgotten.
         self._counts: dict[str, int] = {}
+        self._seq = itertools.count(1)
         self._lost = 0  # connections lost: every generation moves on
         self._task: asyncio.Task[None] | None = None
         self.messages = 0
@@ -69,9 +72,12 @@ class Events:
             self._subscribed[channel] = time.monotonic()
             await self._subscribe(channel)
             # Messages went by unseen while the channel was not followed.
-            self._counts[channel] = self._counts.get(channel, 0) + 1
+            self._counts[channel] = next(self._seq)
         self._subscribed[channel] = time.monotonic()
         return self.generation(channel) if self._connected.is_set() else None
+
+    def following(self, channel: str) -> bool:
+        return channel in self._subscribed
 
     def generation(self, channel: str) -> tuple[int, int]:
         return (self._lost, self._counts.get(channel, 0))
@@ -139,10 +145,11 @@ class Events:
         if idle:
             for channel in idle:
                 del self._subscribed[channel]
+                self._counts.pop(channel, None)
             await pubsub.unsubscribe(*idle)
 
     def _wake(self, channel: str) -> None:
-        self._counts[channel] = self._counts.get(channel, 0) + 1
+        self._counts[channel] = next(self._seq)
         for fut in self._waiters.pop(channel, ()):
             if not fut.done():
                 fut.set_result(None)

@@ -65,6 +65,13 @@ class LiveRenditions:
     ) -> Snapshot:
         """The rendition as of now, or at least as of generation `after` of its channel."""
         channel = keys.events(stream, rendition)
+        if not self._events.following(channel) and after is None:
+            # Follow (subscribe, keep a snapshot) only what exists: a request for any made-up
+            # name must not cost a subscription and a cache entry.
+            snap = await self._read(stream, rendition)
+            if snap.view.entries or snap.view.open_parts:
+                await self._events.watch(channel)
+            return snap
         generation = await self._events.watch(channel)
         key = (stream, rendition)
         entry = self._entries.get(key)
@@ -83,6 +90,8 @@ class LiveRenditions:
             entry.future.exception()  # retrieved: joiners get it, no "never retrieved" warning
             raise
         entry.future.set_result(snap)
+        if not (snap.view.entries or snap.view.open_parts) and self._entries.get(key) is entry:
+            del self._entries[key]  # nothing to keep for a rendition that does not exist
         return snap
 
     @staticmethod

@@ -204,3 +204,11 @@ async def test_redis_away_is_503_not_500(
         assert resp.status == 503, (path, await resp.text())
         assert "hot storage unavailable" in (await resp.json())["detail"]
     await away.aclose()
+
+
+async def test_made_up_names_cost_no_subscription_and_no_snapshot(client: Client) -> None:
+    for i in range(100):
+        resp = await client.get(f"/hls/nobody{i}/{R}/index.m3u8")
+        assert resp.status == 404
+    assert not events(client)._subscribed
+    assert not client.app[hls.LIVE]._entries
