@@ -22,6 +22,8 @@ from cluster.hot.model import RenditionInfo, renditions_to_json
 # is left out rather than holding the list back. Wall clock, not segment counts: a GOP replay
 # produces several segments of one rendition in a burst.
 PATIENCE = 3
+# The list is written again this often even unchanged: a Redis that restarted empty gets it back.
+REFRESH = 10.0
 
 
 class Catalog:
@@ -45,6 +47,7 @@ class Catalog:
         self._expected: list[str] = []
         self._ready: dict[str, RenditionInfo] = {}
         self._published: list[RenditionInfo] | None = None
+        self._at = 0.0  # when the list was last written
 
     def expect(self, names: list[str]) -> None:
         with self._lock:
@@ -59,7 +62,7 @@ class Catalog:
                 return
             order = [*self._expected, *(n for n in self._ready if n not in self._expected)]
             items = [self._ready[n] for n in order if n in self._ready]
-            if items == self._published:
+            if items == self._published and time.monotonic() - self._at < REFRESH:
                 return
             if not complete:
                 missing = [n for n in self._expected if n not in self._ready]
@@ -74,3 +77,4 @@ class Catalog:
                 self.log.warning("rendition list not written (retried next segment): %s", exc)
                 return
             self._published = items
+            self._at = time.monotonic()

@@ -32,6 +32,8 @@ from transcoder.pipeline.control import Control, spawn
 from transcoder.pipeline.segments import Closed, Part
 
 WRITE_QUEUE = 64  # segments of all renditions waiting for Redis; beyond this they are dropped
+PART_TTL_GOPS = 6  # a part lives this many segment durations...
+PART_TTL_MIN = 10.0  # ...and at least this many seconds
 # Entries kept in the index beyond the playlist window, for players a little behind the edge.
 INDEX_SLACK = 4
 
@@ -85,6 +87,11 @@ class Output:
         self.window = hls_window  # segments a playlist lists
         self.keep = hls_window + INDEX_SLACK
         self.ttl_ms = max(1, int(segment_ttl * 1000))
+        # Parts are listed for the last three target durations only; the segment that joins
+        # them lives on, so the parts need not (they would double the media kept in Redis).
+        self.part_ttl_ms = min(
+            self.ttl_ms, int(max(PART_TTL_MIN, PART_TTL_GOPS * gop_seconds) * 1000)
+        )
         self.log = log
         self.catalog = Catalog(stream, self.ttl_ms, gop_seconds, self.run, log)
         self._queue: queue.Queue[_Write] = queue.Queue(WRITE_QUEUE)
@@ -208,10 +215,12 @@ class TrackOutput:
         self._init_into(batch)
         (
             batch.set(
-                keys.part(out.stream, self.name, out.epoch, self.msn, part.index), body, out.ttl_ms
+                keys.part(out.stream, self.name, out.epoch, self.msn, part.index),
+                body,
+                out.part_ttl_ms,
             )
             .rpush(self.k_parts, entry.to_json())
-            .pexpire(self.k_parts, out.ttl_ms)
+            .pexpire(self.k_parts, out.part_ttl_ms)
             .publish(keys.events(out.stream, self.name), f"{self.msn}.{part.index}")
         )
         try:
@@ -245,8 +254,11 @@ class TrackOutput:
             disc=self.disc_pending,
             parts=[[round(p.ticks / self.timescale, 6), p.independent] for p in closed.parts],
         )
+        assert self.init is not None, "the init segment precedes the first segment"
+        # The init goes with every segment, not only the first: it is small, and a Redis that
+        # restarted empty gets it back with the next segment instead of never.
         batch = FencedBatch().guard_hash_below(self.k_state, "msn", self.msn)
-        self._init_into(batch)
+        batch.set(self.k_init, self.init, out.ttl_ms)
         state: dict[str, str | int | float] = {
             "msn": self.msn,
             "disc": disc,
@@ -259,8 +271,7 @@ class TrackOutput:
             .ltrim(self.k_index, -out.keep, -1)
             .delete(self.k_parts)  # its parts are listed in its entry now
             .hset(self.k_state, state)
-            # The init and the rendition list must outlive the newest segment that needs them.
-            .pexpire(self.k_init, out.ttl_ms)
+            # The rendition list must outlive the newest segment that needs it.
             .pexpire(keys.renditions(out.stream), out.ttl_ms)
             .publish(keys.events(out.stream, self.name), str(self.msn))
         )

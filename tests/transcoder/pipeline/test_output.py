@@ -14,7 +14,7 @@ from cluster.hot import keys
 from cluster.hot.fence import Stale
 from cluster.hot.model import PartEntry, RenditionInfo
 from tests.transcoder.pipeline import hot
-from transcoder.pipeline import fmp4
+from transcoder.pipeline import catalog, fmp4
 from transcoder.pipeline.fmp4 import Sample
 from transcoder.pipeline.output import Output, Resume, _PartWrite, _SegmentWrite, resume_point
 from transcoder.pipeline.segments import Closed, Mark, Part, Segmenter
@@ -180,3 +180,21 @@ def test_a_fenced_writer_cannot_publish_parts(redis_sync: redis.Redis) -> None:
     with pytest.raises(Fenced):
         track.write_part(part, b"fragment")
     assert redis_sync.exists(keys.part("cam", "240p", 1, 0, 0), keys.parts("cam", "240p")) == 0
+
+
+def test_a_redis_that_restarted_empty_gets_init_and_renditions_back(
+    redis_sync: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog, "REFRESH", 0.0)  # every segment may rewrite the list
+    out = output(redis_sync, 1)
+    out.claim()
+    out.catalog.expect(["240p"])
+    track = out.track("240p", Resume())
+    track.init = b"init"
+    track.write(closed(0), INFO)
+    assert redis_sync.get(keys.renditions("cam")) is not None
+    redis_sync.flushall()  # a restart without persistence
+    track.write(closed(1), INFO)
+    assert redis_sync.get(keys.init("cam", "240p", 1)) == b"init"
+    assert redis_sync.get(keys.renditions("cam")) is not None
+    assert [e.msn for e in hot.entries(redis_sync, "cam", "240p")] == [1]  # never backwards
