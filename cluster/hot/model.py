@@ -52,6 +52,9 @@ class SegmentEntry:
     # LL-HLS: the segment's partial segments, in order, as [duration seconds, independent].
     # Empty for a writer that cuts no parts; the segment's bytes are these parts joined.
     parts: list[list[float | bool]] = field(default_factory=list)
+    # A segment whose parts went out but which was never completed (its write was lost): its
+    # msn stays spent, so no URI ever names other bytes; players skip it (EXT-X-GAP).
+    gap: bool = False
 
     def part_list(self) -> list[PartEntry]:
         return [

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +176,10 @@ class TrackOutput:
         self.init_written = False
         self.dropped = 0  # segments the writer could not take; counted by the encoder thread
         self._dropped_seen = 0
+        # Writer thread: parts published for the open msn, gaps not yet written, last entry.
+        self._open_parts: list[PartEntry] = []
+        self._gaps: list[SegmentEntry] = []
+        self._last: SegmentEntry | None = None
         s = out.stream
         self.k_init = keys.init(s, name, out.epoch)
         self.k_index = keys.index(s, name)
@@ -201,6 +206,10 @@ class TrackOutput:
         """Publish one part of the segment being written; a part that cannot be written is
         skipped (its segment will still be whole)."""
         out = self.out
+        if part.index == 0 and self._open_parts:
+            # The segment those parts belong to was never written (dropped, or its write
+            # failed). Their URIs are out: its msn is spent, and it becomes a gap.
+            self._spend_open_msn()
         entry = PartEntry(
             msn=self.msn,
             index=part.index,
@@ -209,7 +218,7 @@ class TrackOutput:
             epoch=out.epoch,
             disc=self.disc_pending and part.index == 0,
         )
-        batch = FencedBatch().guard_hash_below(self.k_state, "msn", self.msn)
+        batch = self._batch()
         if part.index == 0:
             batch.delete(self.k_parts)  # any predecessor's unfinished parts go
         self._init_into(batch)
@@ -229,6 +238,48 @@ class TrackOutput:
             out.log.warning("%s: part %d.%d not written: %s", self.name, self.msn, part.index, exc)
             return
         self.init_written = True
+        self._gaps = []
+        self._open_parts.append(entry)
+
+    def _spend_open_msn(self) -> None:
+        published = self._open_parts
+        duration = max(0.001, round(sum(p.duration for p in published), 6))
+        last = self._last
+        start = last.end_us if last else 0
+        gap = SegmentEntry(
+            msn=self.msn,
+            duration=duration,
+            epoch=self.out.epoch,
+            start_us=start,
+            end_us=start + int(duration * 1_000_000),
+            pdt=round(last.pdt + last.duration, 3) if last else round(time.time(), 3),
+            disc=published[0].disc,
+            gap=True,
+        )
+        self.out.log.warning("%s: segment %d was never written; it is a gap", self.name, self.msn)
+        self._gaps.append(gap)
+        self._last = gap
+        self._open_parts = []
+        self.msn += 1
+        if gap.disc:  # the gap carries the discontinuity its parts announced
+            self.disc += 1
+            self.disc_pending = False
+
+    def _batch(self) -> FencedBatch:
+        """A batch that first writes any gaps still pending; guarded so msns never go back."""
+        first = self._gaps[0].msn if self._gaps else self.msn
+        batch = FencedBatch().guard_hash_below(self.k_state, "msn", first)
+        if self._gaps:
+            for gap in self._gaps:
+                batch.rpush(self.k_index, gap.to_json())
+            batch.ltrim(self.k_index, -self.out.keep, -1)
+            state: dict[str, str | int | float] = {
+                "msn": self._gaps[-1].msn,
+                "disc": self.disc,
+                "epoch": self.out.epoch,
+            }
+            batch.hset(self.k_state, state)
+        return batch
 
     def _init_into(self, batch: FencedBatch) -> None:
         if not self.init_written:
@@ -257,7 +308,7 @@ class TrackOutput:
         assert self.init is not None, "the init segment precedes the first segment"
         # The init goes with every segment, not only the first: it is small, and a Redis that
         # restarted empty gets it back with the next segment instead of never.
-        batch = FencedBatch().guard_hash_below(self.k_state, "msn", self.msn)
+        batch = self._batch()
         batch.set(self.k_init, self.init, out.ttl_ms)
         state: dict[str, str | int | float] = {
             "msn": self.msn,
@@ -286,4 +337,5 @@ class TrackOutput:
         self.disc = disc
         self.disc_pending = False
         self.init_written = True
+        self._gaps, self._open_parts, self._last = [], [], entry
         out.catalog.ready(info)

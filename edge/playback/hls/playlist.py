@@ -153,7 +153,9 @@ def media(
             lines.append(f'#EXT-X-MAP:URI="init/{e.epoch}.mp4"')
             init_epoch = e.epoch
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(e.pdt)}")
-        if i >= parts_from:
+        if e.gap:
+            lines.append("#EXT-X-GAP")
+        elif i >= parts_from:
             lines += [_part(p) for p in e.part_list()]
         lines += [f"#EXTINF:{e.duration:.3f},", f"{e.msn}.m4s"]
     if ll:

@@ -13,6 +13,7 @@ from cluster.errors import Fenced
 from cluster.hot import keys
 from cluster.hot.fence import Stale
 from cluster.hot.model import PartEntry, RenditionInfo
+from edge.playback.hls.playlist import media
 from tests.transcoder.pipeline import hot
 from transcoder.pipeline import catalog, fmp4
 from transcoder.pipeline.fmp4 import Sample
@@ -198,3 +199,27 @@ def test_a_redis_that_restarted_empty_gets_init_and_renditions_back(
     assert redis_sync.get(keys.init("cam", "240p", 1)) == b"init"
     assert redis_sync.get(keys.renditions("cam")) is not None
     assert [e.msn for e in hot.entries(redis_sync, "cam", "240p")] == [1]  # never backwards
+
+
+def test_a_segment_lost_after_its_parts_went_out_becomes_a_gap_never_rewritten(
+    redis_sync: redis.Redis,
+) -> None:
+    out = output(redis_sync, 3)
+    out.claim()
+    track = out.track("240p", Resume())
+    track.init = b"init"
+    sample = [Sample(b"x", 45_000, True)]
+    # Segment 0's first two parts go out; then the segment itself never reaches Redis.
+    track.write_part(Part(0, 0, sample), b"seg0-part0")
+    track.write_part(Part(1, 45_000, sample), b"seg0-part1")
+    # The next segment starts: msn 0 is spent (its parts' URIs are out), so it goes to msn 1.
+    track.write_part(Part(0, 90_000, sample), b"seg1-part0")
+    assert redis_sync.get(keys.part("cam", "240p", 3, 0, 0)) == b"seg0-part0"  # kept its bytes
+    assert redis_sync.get(keys.part("cam", "240p", 3, 1, 0)) == b"seg1-part0"
+    entries = hot.entries(redis_sync, "cam", "240p")
+    assert [(e.msn, e.gap, e.duration) for e in entries] == [(0, True, 1.0)]
+    track.write(closed(1), INFO, b"seg1")
+    entries = hot.entries(redis_sync, "cam", "240p")
+    assert [(e.msn, e.gap) for e in entries] == [(0, True), (1, False)]
+    text = media(entries, 0)
+    assert text.index("#EXT-X-GAP") < text.index("0.m4s") < text.index("1.m4s")
