@@ -26,7 +26,8 @@ AUDIO_RENDITION = "audio"  # the audio rendition's name: no video rung may take 
 WEBRTC_DEFAULT_HEIGHT = (
     720  # a custom ladder that marks no rung feeds WebRTC from the highest <= this
 )
-MAX_DVR_SECONDS = 7200  # Redis holds the window in memory: a short DVR, not an archive
+# Redis holds the window in memory and every playlist lists it: a short DVR, not an archive.
+MAX_DVR_SECONDS = 1800
 # Placement cost of a custom ladder: its pixel rate against the default ladder's (720p + 360p
 # at 30 fps costs 1.0), so a 1080p ladder weighs what it encodes.
 _DEFAULT_PIXELS_PER_SECOND = (1280 * 720 + 640 * 360) * 30

@@ -115,6 +115,10 @@ class Events:
                 await self._listen(pubsub)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 log.warning("hls events: redis pub/sub lost (%s); reconnecting", exc)
+            except Exception:
+                # Anything else must not end the loop silently: every held request would
+                # then run into its timeout.
+                log.exception("hls events: listener failed; reconnecting")
             finally:
                 self._connected.clear()
                 self._pubsub = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import redis.asyncio
@@ -46,11 +47,26 @@ async def read(
         renditions = []
     info = next((r for r in renditions if r.name == rendition), None)
     listed = info.window if info is not None and info.window > 0 else window
-    entries = [SegmentEntry.from_json(x) for x in raw_entries[-listed:]]
+    entries = [_entry(x) for x in raw_entries[-listed:]]
     last = entries[-1].msn if entries else -1
     # Parts of the open segment only: a list left by a writer that died is for the same msn.
     parts = [p for p in map(PartEntry.from_json, raw_parts) if p.msn == last + 1]
     return RenditionView(entries, int(disc or 0), parts, int(epoch or 0), renditions)
+
+
+_PARSED: OrderedDict[bytes, SegmentEntry] = OrderedDict()
+_PARSED_MAX = 50_000
+
+
+def _entry(raw: bytes) -> SegmentEntry:
+    """An index entry, parsed once: entries never change, and a DVR window holds thousands of
+    them, read again at every part."""
+    entry = _PARSED.get(raw)
+    if entry is None:
+        entry = _PARSED[raw] = SegmentEntry.from_json(raw)
+        if len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    return entry
 
 
 async def positions(
