@@ -181,6 +181,7 @@ class Assignment(Payload):
     source: str  # media address of the ingest edge to pull from
     profile: str = "default"
     ladder: dict[str, Any] | None = None  # copied from the stream's record: what to encode
+    session: str = ""  # the publisher session to carry: a new one restarts the clock
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class Workers:
             source=a.source,
             profile=a.profile,
             ladder=a.ladder,
+            session=a.session,
             redis_url=s.redis,
             hls_window=s.hls_window,
             segment_ttl=s.segment_ttl,

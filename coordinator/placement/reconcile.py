@@ -163,7 +163,12 @@ class _Planner:
             assert stream.publisher is not None
             self.commit(dst, stream.cost)
             assignment = Assignment(
-                stream.name, new.epoch, stream.publisher.media_addr, stream.profile, stream.ladder
+                stream.name,
+                new.epoch,
+                stream.publisher.media_addr,
+                stream.profile,
+                stream.ladder,
+                stream.publisher.session,
             )
         stale = holders - {dst} if dst else holders
         dead = {node for node in stale if node not in self.snap.transcoders}

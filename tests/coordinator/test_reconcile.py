@@ -47,6 +47,8 @@ def test_the_assignment_carries_the_profile() -> None:
     (change,) = reconcile(snap)
     assert change.assignment is not None and change.assignment.profile == "tiny"
     assert change.assignment.ladder is None
+    publisher = snap.streams["s1"].publisher
+    assert publisher is not None and change.assignment.session == publisher.session
 
 
 def test_the_assignment_carries_a_custom_ladder_whole() -> None:

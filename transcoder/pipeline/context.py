@@ -58,7 +58,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.origin = Origin(self.ladder.gop_seconds)
-        self.resume_us = resume_point(self.resume, AUDIO)
+        self.resume_us = resume_point(self.resume, AUDIO, self.output.session)
 
     def resume_for(self, name: str) -> Resume:
         return self.resume.get(name, Resume())

@@ -59,6 +59,7 @@ class Job:
     source: str  # the ingest edge's media address, host:port
     profile: str = "default"  # ladder profile name
     ladder: dict[str, Any] | None = None  # the stream's own ladder spec, if it has one
+    session: str = ""  # the publisher session the assignment was made for (its clock)
     redis_url: str = "redis://127.0.0.1:6379/0"
     hls_window: int = 6
     segment_ttl: float = 120.0  # seconds
@@ -118,7 +119,9 @@ def _run(
     # A DVR window lengthens the playlist, and segments must live at least as long as it.
     window = profile.window(job.hls_window)
     ttl = max(job.segment_ttl, (window + 2) * profile.gop_seconds)
-    output = Output(client, job.stream, job.epoch, window, ttl, slog, profile.gop_seconds)
+    output = Output(
+        client, job.stream, job.epoch, window, ttl, slog, profile.gop_seconds, job.session
+    )
     try:
         output.claim()
         resume = output.resume([*(r.name for r in profile.rungs), AUDIO])

@@ -46,28 +46,39 @@ class Resume:
     msn: int = 0  # the next media sequence number to write
     disc: int = 0  # discontinuities written so far
     end_us: int | None = None  # publisher time the previous writer's last segment ended at
+    session: str = ""  # the publisher session whose clock `end_us` is on
 
     @property
     def continues(self) -> bool:
         return self.end_us is not None
+
+    def same_clock(self, session: str) -> bool:
+        """Whether `end_us` is on the clock of publisher session `session`. A publisher that
+        reconnected starts its clock again, so where the last one stopped means nothing."""
+        return not self.session or not session or self.session == session
 
     @classmethod
     def parse(cls, raw: dict[bytes, bytes]) -> Resume:
         if b"msn" not in raw:
             return cls()
         end = raw.get(b"end_us")
-        return cls(int(raw[b"msn"]) + 1, int(raw.get(b"disc", b"0")), int(end) if end else 0)
+        session = raw.get(b"session", b"").decode(errors="replace")
+        return cls(
+            int(raw[b"msn"]) + 1, int(raw.get(b"disc", b"0")), int(end) if end else 0, session
+        )
 
 
-def resume_point(resume: dict[str, Resume], audio: str) -> int:
-    """Publisher time from which a successor outputs: where the previous writer stopped.
+def resume_point(resume: dict[str, Resume], audio: str, session: str = "") -> int:
+    """Publisher time from which a successor outputs: where the previous writer stopped, if it
+    carried the same publisher session (else from the start of the new session's clock).
 
     Taken from the video renditions when there are any (audio segments end up to an AAC frame
     off the grid); never before zero, where publishers start their clocks (earlier timestamps
     are encoder priming).
     """
-    video = [r.end_us for n, r in resume.items() if n != audio and r.end_us is not None]
-    ends = video or [r.end_us for n, r in resume.items() if n == audio and r.end_us is not None]
+    same = {n: r for n, r in resume.items() if r.end_us is not None and r.same_clock(session)}
+    video = [r.end_us for n, r in same.items() if n != audio and r.end_us is not None]
+    ends = video or [r.end_us for n, r in same.items() if n == audio and r.end_us is not None]
     return max([0, *ends])
 
 
@@ -81,8 +92,10 @@ class Output:
         segment_ttl: float,
         log: logging.LoggerAdapter[Any],
         gop_seconds: float = 2.0,
+        session: str = "",
     ) -> None:
         self.client = client
+        self.session = session  # the publisher session this writer carries
         self.stream = stream
         self.epoch = epoch
         self.window = hls_window  # segments a playlist lists
@@ -277,6 +290,7 @@ class TrackOutput:
                 "msn": self._gaps[-1].msn,
                 "disc": self.disc,
                 "epoch": self.out.epoch,
+                "session": self.out.session,
             }
             batch.hset(self.k_state, state)
         return batch
@@ -315,6 +329,7 @@ class TrackOutput:
             "disc": disc,
             "epoch": out.epoch,
             "end_us": closed.end.t_us,
+            "session": out.session,
         }
         (
             batch.set(keys.segment(out.stream, self.name, self.msn), body, out.ttl_ms)

@@ -33,8 +33,9 @@ def blob(r: redis.Redis, key: str) -> bytes:
 
 
 def state(r: redis.Redis, stream: str, rendition: str) -> dict[str, int]:
+    """The numeric fields of a rendition's state hash (the publisher session is left out)."""
     raw = r.hgetall(keys.state(stream, rendition))
-    return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+    return {k.decode(): int(v) for k, v in raw.items() if k != b"session"}
 
 
 def renditions(r: redis.Redis, stream: str) -> dict[str, RenditionInfo]:

@@ -210,3 +210,29 @@ def test_a_whole_clip_then_eos_at_once_keeps_its_audio(
     audio = hot.entries(redis_sync, "burst", "audio")
     assert len(video) >= 3
     assert len(audio) >= len(video) - 1, (len(audio), len(video))
+
+
+def test_a_reconnected_publisher_restarts_its_clock_and_the_sequence_continues(
+    redis_sync: redis.Redis,
+    clip: Media,
+    edge: FakeEdge,
+    make_job: Callable[..., Job],
+    start_worker: StartWorker,
+) -> None:
+    # Session "a" is carried to the end of the clip: segments [0,2), [2,4), [4,6).
+    edge.feed(Feed(live=clip.packets, eos=True))
+    a = start_worker(make_job(1, session="a"))
+    a.join(60)
+    assert a.exitcode == 0
+    assert hot.state(redis_sync, "cam", "240p")["end_us"] == 3 * GOP_US
+    # The publisher reconnects (session "b"): its clock starts at 0 again. Where session "a"
+    # stopped (6 s) means nothing on this clock: nothing may be skipped up to it.
+    edge.feed(Feed(live=clip.packets, eos=True))
+    b = start_worker(make_job(2, session="b"))
+    b.join(60)
+    assert b.exitcode == 0
+    for name in hot.RENDITIONS:
+        entries = hot.entries(redis_sync, "cam", name)
+        assert [e.msn for e in entries] == [0, 1, 2, 3, 4, 5], name  # never backwards
+        assert [e.disc for e in entries] == [False, False, False, True, False, False], name
+        assert entries[3].start_us < 25_000, name  # from the new clock's start
