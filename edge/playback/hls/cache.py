@@ -28,23 +28,21 @@ class BlobCache:
             self._items.move_to_end(key)
             self.hits += 1
             return data
-        pending = self._loading.get(key)
-        if pending is not None:
+        task = self._loading.get(key)
+        if task is None:
+            self.misses += 1
+            # Its own task: a request that goes away (cancelled) must not take the read from
+            # the others waiting on it.
+            task = self._loading[key] = asyncio.ensure_future(self._load(key, load))
+        else:
             self.hits += 1
-            return await asyncio.shield(pending)
-        self.misses += 1
-        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        self._loading[key] = fut
+        return await asyncio.shield(task)
+
+    async def _load(self, key: str, load: Callable[[str], Awaitable[bytes | None]]) -> bytes | None:
         try:
             data = await load(key)
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: the waiters get it, no "never retrieved" warning
-            raise
         finally:
-            del self._loading[key]
-        if not fut.done():
-            fut.set_result(data)
+            self._loading.pop(key, None)
         if data is not None:
             self._put(key, data)
         return data

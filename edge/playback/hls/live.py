@@ -77,19 +77,18 @@ class LiveRenditions:
         entry = self._entries.get(key)
         if entry is not None and self._fresh(entry, generation, after):
             return await asyncio.shield(entry.future)
-        entry = _Entry(generation, time.monotonic(), asyncio.get_running_loop().create_future())
+        # Its own task: a request that goes away must not take the read from those joining it.
+        task = asyncio.ensure_future(self._read(stream, rendition))
+        entry = _Entry(generation, time.monotonic(), task)
         if len(self._entries) >= MAX_SNAPSHOTS:
             self._entries.clear()
         self._entries[key] = entry
         try:
-            snap = await self._read(stream, rendition)
-        except BaseException as exc:
+            snap = await asyncio.shield(task)
+        except Exception:
             if self._entries.get(key) is entry:
                 del self._entries[key]
-            entry.future.set_exception(exc)
-            entry.future.exception()  # retrieved: joiners get it, no "never retrieved" warning
             raise
-        entry.future.set_result(snap)
         if not (snap.view.entries or snap.view.open_parts) and self._entries.get(key) is entry:
             del self._entries[key]  # nothing to keep for a rendition that does not exist
         return snap
