@@ -166,7 +166,8 @@ def media(
             if open_parts[0].epoch != init_epoch:
                 lines.append(f'#EXT-X-MAP:URI="init/{open_parts[0].epoch}.mp4"')
             lines += [_part(p) for p in open_parts]
-        hint = part_uri(ll.writer_epoch, next_msn, len(open_parts))
+        # By index, not count: a part lost to a failed write leaves a hole in the count.
+        hint = part_uri(ll.writer_epoch, next_msn, next_part(open_parts))
         lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{hint}"')
         for r in ll.reports:
             attrs = f'URI="../{r.rendition}/index.m3u8",LAST-MSN={r.last_msn}'
@@ -174,6 +175,11 @@ def media(
                 attrs += f",LAST-PART={r.last_part}"
             lines.append(f"#EXT-X-RENDITION-REPORT:{attrs}")
     return "\n".join(lines) + "\n"
+
+
+def next_part(open_parts: Sequence[PartEntry]) -> int:
+    """The index of the part the writer will publish next in the open segment."""
+    return open_parts[-1].index + 1 if open_parts else 0
 
 
 def part_uri(epoch: int, msn: int, index: int) -> str:

@@ -11,6 +11,7 @@ from cluster.errors import BadRequest
 from cluster.hot import keys
 from cluster.hot.model import PartEntry, RenditionInfo, SegmentEntry, renditions_from_json
 from edge.playback.hls.blocking import Position
+from edge.playback.hls.playlist import next_part
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class RenditionView:
     @property
     def position(self) -> Position:
         last = self.entries[-1].msn if self.entries else -1
-        return Position(last, len(self.open_parts))
+        return Position(last, next_part(self.open_parts))
 
     def info(self, name: str) -> RenditionInfo | None:
         return next((r for r in self.renditions if r.name == name), None)
@@ -86,6 +87,6 @@ async def positions(
         if msn is None:
             continue
         last = int(msn)
-        n = sum(1 for p in map(PartEntry.from_json, parts) if p.msn == last + 1)
+        n = next_part([p for p in map(PartEntry.from_json, parts) if p.msn == last + 1])
         out[name] = (last, n)
     return out

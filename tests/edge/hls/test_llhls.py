@@ -8,7 +8,7 @@ import pytest
 from cluster.errors import BadRequest
 from cluster.hot.model import PartEntry, SegmentEntry
 from edge.playback.hls.blocking import Position, Wanted, check, parse, ready
-from edge.playback.hls.playlist import LowLatency, Report, media, skippable
+from edge.playback.hls.playlist import LowLatency, Report, media, next_part, skippable
 
 PART = 0.5
 
@@ -111,3 +111,10 @@ def test_requests_too_far_ahead_are_refused_and_bad_directives_rejected() -> Non
     for bad in ({"_HLS_part": "1"}, {"_HLS_msn": "-1"}, {"_HLS_msn": "x"}):
         with pytest.raises(BadRequest):
             parse(bad)
+
+
+def test_a_part_lost_to_a_failed_write_does_not_shift_the_hint() -> None:
+    parts = [PartEntry(16, 0, PART, True, 1), PartEntry(16, 2, PART, False, 1)]  # 16.1 lost
+    text = media(_segments(range(10, 16)), 0, LowLatency(PART, 1, parts))
+    assert m3u8.loads(text).preload_hint.uri == "part/1/16.3.m4s"
+    assert next_part(parts) == 3 and ready(Position(15, next_part(parts)), Wanted(16, 2))
