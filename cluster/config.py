@@ -56,6 +56,11 @@ class Settings:
     whip_connect_timeout: float = 10.0  # a WHIP publisher must connect (ICE, DTLS) within this
     # A WHIP publisher silent this long is gone (ICE consent alone takes about 30 s to tell).
     whip_idle_timeout: float = 5.0
+    whep_connect_timeout: float = 15.0  # a WHEP viewer must connect (ICE, DTLS) within this
+    # WHEP viewers stay connected this long after their publisher left, for it to come back.
+    whep_grace: float = 30.0
+    # The transcoder forces at most one keyframe this often on the WebRTC rung for KEYREQs.
+    feed_key_interval: float = 0.5
     worker_pool: int = 2  # warm worker processes a transcoder keeps ready
     # Addresses an edge announces as ICE host candidates (comma-separated): its public address
     # behind NAT, 127.0.0.1 on one machine. aioice would otherwise skip loopback.
@@ -78,6 +83,9 @@ class Settings:
             "segment_ttl",
             "whip_connect_timeout",
             "whip_idle_timeout",
+            "whep_connect_timeout",
+            "whep_grace",
+            "feed_key_interval",
         ):
             if getattr(self, name) <= 0:
                 raise BadRequest(f"{name} must be positive")

@@ -18,7 +18,7 @@ def build_http_app(ctx: ApiContext, feeds: FeedLookup = no_feeds) -> web.Applica
     app[hls.REDIS] = ctx.redis
     app[hls.WINDOW] = ctx.settings.hls_window
     hls.add_routes(app)
-    whep.add_routes(app, Whep(feeds, ctx.settings.stun_list))
+    whep.add_routes(app, Whep(feeds, ctx.settings.stun_list, ctx.settings.whep_connect_timeout))
     streams.add_routes(app)
     nodes.add_routes(app)
     app[READY_CHECKS].append(

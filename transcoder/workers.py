@@ -86,6 +86,7 @@ class Workers:
             profile=a.profile,
             ladder=a.ladder,
             session=a.session,
+            feed_key_interval=s.feed_key_interval,
             redis_url=s.redis,
             hls_window=s.hls_window,
             segment_ttl=s.segment_ttl,

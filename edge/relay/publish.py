@@ -31,10 +31,6 @@ from edge.relay.hub import StreamRelay
 
 log = logging.getLogger(__name__)
 
-# How long WHEP viewers wait, connected, for a publisher that dropped to come back (OBS retries
-# after a few seconds); past that their sessions end.
-FEED_GRACE = 30.0
-
 
 class Publishing:
     """Every stream published at this edge, by stream id. Owns the relays and their znodes."""
@@ -49,9 +45,10 @@ class Publishing:
         self.relays: dict[str, StreamRelay] = {}
         self.sessions: dict[str, PublishSession] = {}
         self.on_change = on_change
-        # WHEP feeds outlive a publish session by `feed_grace`, so viewers ride out a reconnect.
+        # WHEP feeds outlive a publish session by `feed_grace` (setting whep_grace), so viewers
+        # ride out a reconnect (OBS retries after a few seconds); past that their sessions end.
         self.feeds: dict[str, Feed] = {}
-        self.feed_grace = FEED_GRACE
+        self.feed_grace = settings.whep_grace
         self._feed_timers: dict[str, asyncio.TimerHandle] = {}
 
     def relay(self, stream: str) -> StreamRelay | None:
