@@ -170,10 +170,12 @@ def run_up(
             key = create_stream(base, cluster.admin_token, "demo")
             rtmp = f"rtmp://127.0.0.1:{rtmp_port}/live/demo?key={key}"
             start_demo_publisher(cluster, rtmp)
-            print(f"  demo stream:   {base}/hls/demo/index.m3u8")
+            print(f"  demo stream:   {base}/hls/demo/index.m3u8  (LL-HLS)")
+            print(f"  over WebRTC:   {base}/whep/demo  (any WHEP player)")
             print(
                 f"  publish (OBS): server rtmp://127.0.0.1:{rtmp_port}/live  stream key demo?key={key}"
             )
+            print(f"  or over WHIP:  server {base}/whip/demo  bearer token {key}")
             print(f"  status:        zoocast status demo --api {base}")
         print(f"  admin token:   {cluster.admin_token}")
         print("Ctrl-C stops everything.", flush=True)
