@@ -27,20 +27,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.support import url_exists, wait_until
 from cluster.ladder import ladder
 from zoocast.harness.viewer import HlsFollower, gaps
 from zoocast.local.demo import api
 from zoocast.local.servers import free_port
 from zoocast.local.up import LocalCluster
-
-
-def _wait(cond: object, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise TimeoutError(what)
 
 
 def _placement(base: str, stream: str) -> dict[str, object]:
@@ -62,16 +54,16 @@ def trial(
     )  # fmt: skip
     try:
         playlist = f"{base}/hls/{stream}/{rendition}/index.m3u8"
-        _wait(lambda: _exists(playlist), "the media playlist", 30)
+        wait_until(lambda: url_exists(playlist), "the media playlist", 30)
         follower = HlsFollower(playlist).start()
-        _wait(lambda: len(follower.snapshot()) > 3 * fps, "frames before the kill", 30)
+        wait_until(lambda: len(follower.snapshot()) > 3 * fps, "frames before the kill", 30)
         placement = _placement(base, stream)
         victim, epoch = str(placement["transcoder"]), int(placement["epoch"])  # type: ignore[call-overload]
         killed_at = time.time()
         os.kill(cluster.child(victim).proc.pid, signal.SIGKILL)
-        _wait(lambda: int(_placement(base, stream).get("epoch", 0)) > epoch, "the move", 20)  # type: ignore[call-overload]
+        wait_until(lambda: int(_placement(base, stream).get("epoch", 0)) > epoch, "the move", 20)  # type: ignore[call-overload]
         moved_at = time.time()
-        _wait(
+        wait_until(
             lambda: sum(1 for r in follower.snapshot() if r.arrival > moved_at) > 4 * fps,
             "frames after the move",
             30,
@@ -85,14 +77,6 @@ def trial(
     finally:
         pub.terminate()
         pub.wait(10)
-
-
-def _exists(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except Exception:
-        return False
 
 
 def _pct(values: list[float]) -> str:

@@ -24,9 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+from bench.support import url_exists, wait_until
 from cluster.ladder import ladder
 from zoocast.harness.analysis import latency
 from zoocast.harness.part_follower import PartFollower
@@ -34,23 +34,6 @@ from zoocast.harness.viewer import HlsFollower
 from zoocast.local.demo import api
 from zoocast.local.servers import free_port
 from zoocast.local.up import LocalCluster
-
-
-def _wait(cond: object, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise TimeoutError(what)
-
-
-def _exists(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except Exception:
-        return False
 
 
 def main() -> int:
@@ -79,7 +62,7 @@ def main() -> int:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         playlist = f"{base}/hls/lat/{args.rendition}/index.m3u8"
-        _wait(lambda: _exists(playlist), "the media playlist", 60)
+        wait_until(lambda: url_exists(playlist), "the media playlist", 60)
         time.sleep(3)  # a few segments in the window
         ll = PartFollower(playlist).start()
         plain = HlsFollower(playlist).start()

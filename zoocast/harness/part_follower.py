@@ -14,14 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 
 import av
 
 from zoocast.harness.analysis import FrameRecord
 from zoocast.harness.playlist import MediaPlaylist, Part, PlaylistError, parse_media_playlist
-from zoocast.harness.viewer import decode_segment
+from zoocast.harness.viewer import decode_segment, fetch, records
 
 log = logging.getLogger(__name__)
 
@@ -149,17 +148,7 @@ class PartFollower:
         new = decoded[self._decoded :]
         self._decoded = len(decoded)
         with self._lock:
-            for i, (pts, code) in enumerate(new):
-                self.records.append(
-                    FrameRecord(
-                        arrival=arrival,
-                        capture=None if code is None else code.capture_us / 1e6,
-                        counter=None if code is None else code.counter,
-                        msn=part.msn,
-                        discontinuity=i == 0 and jumped,
-                        pts=pts,
-                    )
-                )
+            self.records += records(new, arrival, part.msn, jumped)
         return len(new)
 
     def _init(self, uri: str) -> bytes:
@@ -168,9 +157,7 @@ class PartFollower:
         return self._inits[uri]
 
     def _get(self, url: str) -> bytes:
-        with urllib.request.urlopen(url, timeout=self.timeout) as response:
-            body: bytes = response.read()
-            return body
+        return fetch(url, self.timeout)
 
     def _error(self, message: str) -> None:
         log.debug("part follower %s: %s", self.url, message)

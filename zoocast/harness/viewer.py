@@ -161,17 +161,7 @@ class HlsFollower:
             self._error(f"segment {seg.msn}: decode: {exc}")
             return 0
         with self._lock:
-            for i, (pts, code) in enumerate(decoded):
-                self.records.append(
-                    FrameRecord(
-                        arrival=arrival,
-                        capture=None if code is None else code.capture_us / 1e6,
-                        counter=None if code is None else code.counter,
-                        msn=seg.msn,
-                        discontinuity=i == 0 and (seg.discontinuity or jumped),
-                        pts=pts,
-                    )
-                )
+            self.records += records(decoded, arrival, seg.msn, seg.discontinuity or jumped)
         return len(decoded)
 
     def _init(self, uri: str) -> bytes:
@@ -180,13 +170,37 @@ class HlsFollower:
         return self._inits[uri]
 
     def _get(self, url: str) -> bytes:
-        with urllib.request.urlopen(url, timeout=self.timeout) as response:
-            body: bytes = response.read()
-            return body
+        return fetch(url, self.timeout)
 
     def _error(self, message: str) -> None:
         log.debug("hls follower %s: %s", self.url, message)
         self.errors.append(message)
+
+
+def fetch(url: str, timeout: float) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        body: bytes = response.read()
+        return body
+
+
+def records(
+    decoded: list[tuple[float | None, timecode.Timecode | None]],
+    arrival: float,
+    msn: int,
+    discontinuity: bool,
+) -> list[FrameRecord]:
+    """One record per decoded frame that arrived at `arrival`; the first carries `discontinuity`."""
+    return [
+        FrameRecord(
+            arrival=arrival,
+            capture=None if code is None else code.capture_us / 1e6,
+            counter=None if code is None else code.counter,
+            msn=msn,
+            discontinuity=i == 0 and discontinuity,
+            pts=pts,
+        )
+        for i, (pts, code) in enumerate(decoded)
+    ]
 
 
 def decode_segment(data: bytes) -> list[tuple[float | None, timecode.Timecode | None]]:
