@@ -107,6 +107,9 @@ class StreamRecord(Payload):
     created_at: float = field(default_factory=now)
     profile: str = "default"
     ladder: dict[str, Any] | None = None  # the stream's own ladder (Ladder.to_spec), if any
+    # The writer epoch an earlier stream of the same id reached: epochs continue from it, so
+    # no URL of the earlier stream (init/{epoch}, parts) is ever reused for other bytes.
+    epoch_base: int = 0
 
 
 @dataclass(frozen=True)

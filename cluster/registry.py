@@ -36,7 +36,11 @@ class Registry:
         self.paths = paths
 
     async def create(
-        self, stream: str, profile: str = "default", custom: Ladder | None = None
+        self,
+        stream: str,
+        profile: str = "default",
+        custom: Ladder | None = None,
+        epoch_base: int = 0,
     ) -> str:
         """Register a stream; returns its key, which is never stored or shown again. A built-in
         ladder is stored by name; a custom one whole, in the record."""
@@ -48,6 +52,7 @@ class Registry:
             key_digest(key),
             profile=profile if custom is None else custom.name,
             ladder=None if custom is None else custom.to_spec(),
+            epoch_base=epoch_base,
         )
         try:
             await self.zk.create(self.paths.stream(stream), bytes(record))

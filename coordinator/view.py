@@ -259,7 +259,8 @@ class View:
             self._streams[name].record = record
         profile = record.profile if record else "default"
         spec = record.ladder if record else None
-        self._set(name, profile=profile, cost=_cost(profile, spec), ladder=spec)
+        base = record.epoch_base if record else 0
+        self._set(name, profile=profile, cost=_cost(profile, spec), ladder=spec, epoch_base=base)
 
     def _on_publisher(self, name: str, node: Node | None) -> None:
         publisher = self._update(name, "pub", node, Publisher)

@@ -28,8 +28,6 @@ from cluster.payloads import Assignment, Placement
 from coordinator.placement.policy import NodeLoad, select
 from coordinator.placement.snapshot import Change, Snapshot, StreamView
 
-_UNPLACED = Placement(None, 0, "idle", "registered")  # so that the first placement is epoch 1
-
 
 def reconcile(
     snap: Snapshot, only: frozenset[str] | None = None, at: float | None = None
@@ -156,7 +154,8 @@ class _Planner:
         return None
 
     def _write(self, stream: StreamView, dst: str | None, reason: str, holders: set[str]) -> Change:
-        base = stream.placement or _UNPLACED
+        # A stream's first placement is epoch_base + 1 (1 for a name never used before).
+        base = stream.placement or Placement(None, stream.epoch_base, "idle", "registered")
         new = base.moved(dst, "placed" if dst else "waiting", reason, self.at)
         assignment = None
         if dst is not None:

@@ -22,6 +22,7 @@ class StreamView:
     profile: str = "default"
     cost: float = 1.0
     ladder: dict[str, Any] | None = None  # the stream's own ladder spec, handed to its worker
+    epoch_base: int = 0  # its first placement is epoch_base + 1
     publisher: Publisher | None = None
     # Creation zxid of the publisher znode: a publisher that reconnected has a newer one.
     publisher_czxid: int = 0

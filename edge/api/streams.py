@@ -91,7 +91,10 @@ async def create_stream(request: web.Request) -> web.Response:
         raise BadRequest("profile must be a string")
     # A ladder of its own (validated here, at the boundary), or a built-in profile by name.
     custom = Ladder.from_spec(body["ladder"]) if "ladder" in body else None
-    key = await ctx.registry.create(stream, profile, custom)
+    # A stream of this id may have existed: its writer epoch (kept in Redis when it was deleted)
+    # is where the new one's epochs start, so none of its URLs comes back with other bytes.
+    base = int(await ctx.redis.get(keys.epoch(stream)) or 0)
+    key = await ctx.registry.create(stream, profile, custom, epoch_base=base)
     profile = custom.name if custom else profile
     urls = _urls(request, stream)
     return web.json_response(
@@ -113,7 +116,14 @@ async def delete_stream(request: web.Request) -> web.Response:
     stream = stream_id(request.match_info["stream"])
     await ctx.registry.delete(stream)
     # Hot data of a deleted stream would otherwise linger until each key's TTL.
-    stale = [k async for k in ctx.redis.scan_iter(match=keys.stream_pattern(stream), count=500)]
+    # The writer epoch and the renditions' state stay: a stream created again under this id
+    # continues both, so its URLs never name the old stream's bytes (edge and CDN caches).
+    keep = {keys.epoch(stream).encode()}
+    stale = [
+        k
+        async for k in ctx.redis.scan_iter(match=keys.stream_pattern(stream), count=500)
+        if k not in keep and not k.endswith(b":state")
+    ]
     if stale:
         await ctx.redis.delete(*stale)
     return web.Response(status=204)

@@ -51,6 +51,13 @@ def test_the_assignment_carries_the_profile() -> None:
     assert publisher is not None and change.assignment.session == publisher.session
 
 
+def test_a_stream_created_again_starts_past_its_old_epochs() -> None:
+    snap = with_stream(cluster([node("a")], ["s1"]), "s1", epoch_base=7)
+    (change,) = reconcile(snap)
+    assert change.placement is not None and change.placement.epoch == 8
+    assert change.assignment is not None and change.assignment.epoch == 8
+
+
 def test_the_assignment_carries_a_custom_ladder_whole() -> None:
     spec = {"name": "event", "rungs": [{"name": "480p", "height": 480, "video_kbps": 1200}]}
     snap = with_stream(cluster([node("a")], ["s1"]), "s1", profile="event", ladder=spec)

@@ -200,3 +200,20 @@ async def test_a_stream_with_its_own_ladder_shows_it(client: Client, zk: ZkBridg
     refused = await _json(await client.post("/api/streams", json=bad, headers=ADMIN), 400)
     assert "fps" in refused["detail"]
     await _json(await client.get("/api/streams/ev2"), 404)  # nothing was written
+
+
+async def test_a_stream_created_again_continues_where_the_deleted_one_stopped(
+    client: Client, redis_async: redis.asyncio.Redis, zk: ZkBridge
+) -> None:
+    await _json(await client.post("/api/streams", json={"stream": "again"}, headers=ADMIN), 201)
+    await redis_async.set(keys.epoch("again"), 7)
+    await redis_async.hset(keys.state("again", "240p"), mapping={"msn": 41, "disc": 2})
+    await redis_async.set(keys.init("again", "240p", 7), b"old init")
+    assert (await client.delete("/api/streams/again", headers=ADMIN)).status == 204
+    # The media goes; the writer epoch and the sequence state stay.
+    assert await redis_async.get(keys.init("again", "240p", 7)) is None
+    assert int(await redis_async.get(keys.epoch("again"))) == 7
+    assert int(await redis_async.hget(keys.state("again", "240p"), "msn")) == 41
+    await _json(await client.post("/api/streams", json={"stream": "again"}, headers=ADMIN), 201)
+    record = await Registry(zk, zk.paths).record("again")
+    assert record.epoch_base == 7  # its first placement is epoch 8: init/8.mp4, never init/7
