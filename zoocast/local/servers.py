@@ -7,6 +7,7 @@ zoo.cfg: Debian's tickTime of 2000 ms would clamp a 1 s session timeout up to 4 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -23,8 +24,37 @@ class MissingDependency(RuntimeError):
     pass
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    """A port to listen on, picked below the kernel's ephemeral range.
+
+    Ports the kernel gives outgoing connections come from that range, so a free port picked
+    there (bind to 0) can be taken by some client in the moment before our server binds it;
+    under a loaded test run that happened. Below the range only listeners compete.
+    """
+    low, _ = _ephemeral_range()
+    for _ in range(500):
+        port = random.randint(max(1024, low - 12_000), low - 1)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # nothing free below the range: let the kernel choose
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
