@@ -9,6 +9,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,26 +23,27 @@ from zoocast.local.servers import free_port
 from zoocast.local.up import LocalCluster
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(
-        tmp_path / "cluster",
-        http_port=free_port(),
-        rtmp_port=free_port(),
-        ladder="tiny",
-        transcoders=3,
-        session_timeout=1.0,
-    )
+@contextmanager
+def running_cluster(root: Path, **shape: Any) -> Iterator[LocalCluster]:
+    """A tiny-ladder cluster as real processes (3 transcoders, 1 edge unless `shape` says)."""
+    settings: dict[str, Any] = {"ladder": "tiny", "transcoders": 3, "session_timeout": 1.0}
+    c = LocalCluster(root, http_port=free_port(), rtmp_port=free_port(), **{**settings, **shape})
     c.start()
     try:
         yield c
     finally:
         c.stop()
-        for child in (tmp_path / "cluster" / "logs").glob("*.log"):
+        for child in (root / "logs").glob("*.log"):
             # Keep the logs of a failed run readable in the pytest output.
             text = child.read_text(errors="replace")
             if "Traceback" in text:
                 print(f"===== {child.name} =====\n{text[-6000:]}")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    with running_cluster(tmp_path / "cluster") as c:
+        yield c
 
 
 def base(c: LocalCluster) -> str:

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import await_for
-from tests.e2e.conftest import base, carrier, create, signal_group
+from tests.e2e.conftest import base, carrier, create, running_cluster, signal_group
 from zoocast.harness.whep_viewer import WhepError, WhepViewer
-from zoocast.local.servers import free_port
 from zoocast.local.up import LocalCluster
 
 FPS = 15
@@ -86,20 +85,8 @@ async def test_whep_viewer_plays_and_survives_kill_9_of_the_transcoder(
 
 @pytest.fixture
 def two_edges(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(
-        tmp_path / "cluster",
-        http_port=free_port(),
-        rtmp_port=free_port(),
-        ladder="tiny",
-        transcoders=2,
-        edges=2,
-        session_timeout=1.0,
-    )
-    c.start()
-    try:
+    with running_cluster(tmp_path / "cluster", transcoders=2, edges=2) as c:
         yield c
-    finally:
-        c.stop()
 
 
 async def test_whep_at_another_edge_than_the_ingest_edge_survives_kill_9(

@@ -20,7 +20,7 @@ import av
 
 from zoocast.harness.analysis import FrameRecord
 from zoocast.harness.playlist import MediaPlaylist, Part, PlaylistError, parse_media_playlist
-from zoocast.harness.viewer import decode_segment, fetch, records
+from zoocast.harness.viewer import Fetcher, decode_segment, records
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class PartFollower:
         self._buffer = b""  # init + the current segment's parts so far
         self._decoded = 0  # frames of _buffer already recorded
         self._disc_seq: int | None = None
-        self._inits: dict[str, bytes] = {}
+        self._http = Fetcher(timeout)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,7 +78,7 @@ class PartFollower:
         if self._next is not None:
             url += f"?_HLS_msn={self._next[0]}&_HLS_part={self._next[1]}"
         try:
-            playlist = parse_media_playlist(self._get(url).decode(), base_url=self.url)
+            playlist = parse_media_playlist(self._http.get(url).decode(), base_url=self.url)
         except (OSError, PlaylistError, UnicodeDecodeError) as exc:
             self._error(f"playlist: {exc}")
             self._stop.wait(0.2)
@@ -128,8 +128,8 @@ class PartFollower:
             return 0  # a hole: wait for the next independent part
         try:
             if not self._buffer:
-                self._buffer = b"" if part.map_uri is None else self._init(part.map_uri)
-            data = self._get(part.uri)
+                self._buffer = b"" if part.map_uri is None else self._http.init(part.map_uri)
+            data = self._http.get(part.uri)
         except OSError as exc:
             self._error(f"part {part.msn}.{part.index}: {exc}")
             return 0
@@ -150,14 +150,6 @@ class PartFollower:
         with self._lock:
             self.records += records(new, arrival, part.msn, jumped)
         return len(new)
-
-    def _init(self, uri: str) -> bytes:
-        if uri not in self._inits:
-            self._inits[uri] = self._get(uri)
-        return self._inits[uri]
-
-    def _get(self, url: str) -> bytes:
-        return fetch(url, self.timeout)
 
     def _error(self, message: str) -> None:
         log.debug("part follower %s: %s", self.url, message)

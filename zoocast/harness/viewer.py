@@ -72,7 +72,7 @@ class HlsFollower:
         self.ended = False
         self._next_msn: int | None = None
         self._disc_seq: int | None = None
-        self._inits: dict[str, bytes] = {}
+        self._http = Fetcher(timeout)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -81,7 +81,7 @@ class HlsFollower:
     def poll(self) -> int:
         """Read the playlist once and fetch what is new; returns how many frames were added."""
         try:
-            playlist = parse_media_playlist(self._get(self.url).decode(), base_url=self.url)
+            playlist = parse_media_playlist(self._http.get(self.url).decode(), base_url=self.url)
         except (OSError, PlaylistError, UnicodeDecodeError) as exc:
             self._error(f"playlist: {exc}")
             return 0
@@ -146,8 +146,8 @@ class HlsFollower:
 
     def _fetch(self, seg: Segment) -> int:
         try:
-            init = b"" if seg.map_uri is None else self._init(seg.map_uri)
-            data = self._get(seg.uri)
+            init = b"" if seg.map_uri is None else self._http.init(seg.map_uri)
+            data = self._http.get(seg.uri)
         except OSError as exc:
             self._error(f"segment {seg.msn}: {exc}")
             return 0
@@ -164,23 +164,27 @@ class HlsFollower:
             self.records += records(decoded, arrival, seg.msn, seg.discontinuity or jumped)
         return len(decoded)
 
-    def _init(self, uri: str) -> bytes:
-        if uri not in self._inits:
-            self._inits[uri] = self._get(uri)
-        return self._inits[uri]
-
-    def _get(self, url: str) -> bytes:
-        return fetch(url, self.timeout)
-
     def _error(self, message: str) -> None:
         log.debug("hls follower %s: %s", self.url, message)
         self.errors.append(message)
 
 
-def fetch(url: str, timeout: float) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        body: bytes = response.read()
-        return body
+class Fetcher:
+    """GETs over loopback, with init segments (which never change) fetched once."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._inits: dict[str, bytes] = {}
+
+    def get(self, url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=self.timeout) as response:
+            body: bytes = response.read()
+            return body
+
+    def init(self, uri: str) -> bytes:
+        if uri not in self._inits:
+            self._inits[uri] = self.get(uri)
+        return self._inits[uri]
 
 
 def records(
