@@ -1,10 +1,10 @@
 """A stream's low-latency feed at its edge: the current worker's packets in, viewers' tracks out.
 
 One Feed per stream, owned by the stream's relay, so the upstream is always the one media link
-of the current worker whatever the number of viewers. Each packet becomes one `av.Packet`
-(rebased onto the feed's own timeline, see timeline.py) shared by every viewer's track, and each
-H.264 access unit is cut into RTP payloads once for all their senders (packetize.py): nothing is
-decoded or encoded here.
+of the current worker whatever the number of viewers. Each packet is placed on the feed's own
+timeline (timeline.py), and each H.264 access unit is cut into RTP payloads once
+(packetize.py); every viewer's RtpOut (rtpout.py) sends those same payloads under its own
+header and keys: nothing is decoded or encoded here.
 
 Keyframes: a viewer can start only at an IDR, and with pre-encoded packets nobody but the worker
 can make one. So a new viewer, a viewer that skipped its backlog, a viewer's PLI/FIR and a new
@@ -28,24 +28,21 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
-
-import av
 
 from cluster.logs import stream_logger
 from cluster.medialink.frames import FEED_AUDIO, FEED_VIDEO, CodecConfig, MediaPacket
 from edge.playback.webrtc.keyreq import KeyRequests
-from edge.playback.webrtc.packetize import SharedPayloads
+from edge.playback.webrtc.packetize import cut
+from edge.playback.webrtc.rtpout import RtpOut
 from edge.playback.webrtc.tap import FeedTap
 from edge.playback.webrtc.timeline import Timeline
-from edge.playback.webrtc.track import FeedTrack
 
 log = logging.getLogger(__name__)
 
-# Packets carry their RTP clock (H.264 90 kHz, Opus 48 kHz) as time base: aiortc's senders then
-# skip a Fraction conversion per packet and viewer (6 % of the edge's CPU in bench/whep_fanout).
+# The RTP clocks: H.264 90 kHz, Opus 48 kHz.
 CLOCK = {FEED_VIDEO: 90_000, FEED_AUDIO: 48_000}
-TIME_BASE = {track: Fraction(1, rate) for track, rate in CLOCK.items()}
+# Seconds from the NTP epoch (1900) to the Unix epoch, for sender reports' NTP timestamps.
+_NTP_UNIX = 2_208_988_800
 _KINDS = {FEED_VIDEO: "video", FEED_AUDIO: "audio"}
 # How far behind the publisher a source's first keyframe may be, beyond the previous source's
 # usual lag (smoothed, for a loaded machine). A successor's IDR where live packets take over
@@ -58,11 +55,16 @@ _LAG_SMOOTHING = 0.1
 
 @dataclass(eq=False)
 class Viewer:
-    """One viewer's pair of tracks; `on_end` runs when the feed ends (the publisher left)."""
+    """One viewer's RTP streams (None: not negotiated); `on_end` runs when the feed ends."""
 
-    video: FeedTrack
-    audio: FeedTrack
+    video: RtpOut | None
+    audio: RtpOut | None
     on_end: Callable[[], None]
+
+    def close(self) -> None:
+        for out in (self.video, self.audio):
+            if out is not None:
+                out.close()
 
 
 class Feed:
@@ -71,24 +73,19 @@ class Feed:
         stream: str,
         *,
         keyreq_interval: float = 0.5,
-        video_queue: int = 90,
-        audio_queue: int = 150,
         live_us: Callable[[], int | None] = lambda: None,
         catchup_timeout: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream
         self.keyreq_interval = keyreq_interval
-        self.video_queue = video_queue
-        self.audio_queue = audio_queue
         self.live_us = live_us
         self.catchup_timeout = catchup_timeout
         self.clock = clock
         self.codecs: dict[int, CodecConfig] = {}
         self.viewers: set[Viewer] = set()
         self.taps: set[FeedTap] = set()  # other edges serving this stream's WHEP (tap.py)
-        # Cut once for all viewers' senders; as many as a viewer's queue can hold, and more.
-        self.payloads = SharedPayloads(keep=2 * video_queue)
+        self.cuts = 0  # access units cut into RTP payloads (once each, for every viewer)
         self.timeline = Timeline()
         self.packets_in = 0
         self.log = stream_logger(log, stream)
@@ -174,16 +171,26 @@ class Feed:
             self.keys.answered()
         if not self.viewers and not self.taps:
             return  # the timeline above still advances, so a first viewer joins a continuous one
-        packet = av.Packet(pkt.data)
-        packet.pts = packet.dts = pts * CLOCK[pkt.track] // 1_000_000
-        packet.time_base = TIME_BASE[pkt.track]
-        if video and self.viewers:
-            self.payloads.add(packet, pkt.data)
-        for viewer in self.viewers:
-            (viewer.video if video else viewer.audio).put(packet, pkt.keyframe)
+        if self.viewers:
+            self._send(video, pts * CLOCK[pkt.track] // 1_000_000, pkt)
         for tap in self.taps:
             if not tap.put(self.codecs[pkt.track], pts, pkt.keyframe, pkt.data):
                 self.request_keyframe(f"edge {tap.node} skipped")
+
+    def _send(self, video: bool, timestamp: int, pkt: MediaPacket) -> None:
+        if video:
+            payloads = cut(pkt.data)
+            self.cuts += 1
+        else:
+            payloads = [pkt.data]
+        # One clock read per frame for every viewer's sender report: they are sent together.
+        now = time.time() + _NTP_UNIX
+        ntp = (int(now) << 32) | int((now % 1.0) * (1 << 32))
+        key = pkt.keyframe
+        for viewer in self.viewers:
+            out = viewer.video if video else viewer.audio
+            if out is not None:
+                out.send(payloads, timestamp, key, ntp)
 
     def _admit(self, pkt: MediaPacket, video: bool) -> bool:
         """Whether a packet of the current source may go to viewers (see "Catching up")."""
@@ -209,16 +216,9 @@ class Feed:
         return shown or pts_us < live - max(self._lag_us, 0.0) - LIVE_WINDOW_US
 
     # viewer side
-    def add_viewer(self, on_end: Callable[[], None]) -> Viewer:
-        skip = self._viewer_skipped
-        viewer = Viewer(
-            FeedTrack("video", self.video_queue, skip),
-            FeedTrack("audio", self.audio_queue, skip),
-            on_end,
-        )
+    def add_viewer(self, viewer: Viewer) -> None:
         self.viewers.add(viewer)
         self.request_keyframe("new viewer")
-        return viewer
 
     def add_tap(self, writer: asyncio.StreamWriter, node: str) -> FeedTap:
         tap = FeedTap(writer, node)
@@ -230,13 +230,8 @@ class Feed:
         self.taps.discard(tap)
 
     def remove_viewer(self, viewer: Viewer) -> None:
-        if viewer in self.viewers:
-            self.viewers.discard(viewer)
-            viewer.video.end()
-            viewer.audio.end()
-
-    def _viewer_skipped(self) -> None:
-        self.request_keyframe("slow viewer")
+        self.viewers.discard(viewer)
+        viewer.close()
 
     def request_keyframe(self, reason: str) -> None:
         """Ask the current worker for an IDR (coalesced with other requests)."""
@@ -244,7 +239,7 @@ class Feed:
             self.keys.request(reason)
 
     def close(self) -> None:
-        """The stream ended at this edge: end every viewer's tracks and tell their sessions."""
+        """The stream ended at this edge: stop every viewer's RTP and tell their sessions."""
         if self.ended:
             return
         self.ended = True

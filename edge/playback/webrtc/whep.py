@@ -1,6 +1,8 @@
 """WHEP sessions: an SDP offer in, a peer connection fed by the stream's Feed and its answer out.
 
-Each session is one RTCPeerConnection sending the feed's pre-encoded H.264 and Opus packets.
+Each session is one RTCPeerConnection for ICE, DTLS and RTCP; the feed's pre-encoded H.264 and
+Opus go to it through the session's RtpOut streams (rtpout.py, sendpath.py), not aiortc's
+sending loop.
 The answer is returned whole, with the edge's candidates (no trickle ICE): aiortc gathers them
 in setLocalDescription. A session ends on DELETE, when its connection fails, closes or never
 connects, when the stream's feed ends (its publisher gone for longer than the grace period, see
@@ -22,9 +24,10 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from cluster.errors import BadRequest, NotFound
 from cluster.logs import stream_logger
 from cluster.webrtc.ice import configuration
-from edge.playback.webrtc import packetize
+from edge.playback.webrtc import sendpath
 from edge.playback.webrtc.feed import Feed, Viewer
 from edge.playback.webrtc.offer import check_offer
+from edge.playback.webrtc.sendpath import IdleTrack
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ class WhepSession:
     stream: str
     pc: RTCPeerConnection
     feed: Feed
-    viewer: Viewer
+    viewer: Viewer | None = None  # on the feed once negotiated
 
 
 class Whep:
@@ -65,14 +68,11 @@ class Whep:
         if feed is None or feed.ended:
             raise NotFound(f"stream {stream} is not live")
         pc = RTCPeerConnection(configuration(self.stun))
-        session = WhepSession(uuid.uuid4().hex, stream, pc, feed, feed.add_viewer(lambda: None))
-        session.viewer.on_end = lambda: self._spawn(
-            self.close(session, "stream ended"), self._closing
-        )
+        session = WhepSession(uuid.uuid4().hex, stream, pc, feed)
         self.sessions[session.id] = session
         try:
-            video = pc.addTransceiver(session.viewer.video, direction="sendonly")
-            audio = pc.addTransceiver(session.viewer.audio, direction="sendonly")
+            video = pc.addTransceiver(IdleTrack("video"), direction="sendonly")
+            audio = pc.addTransceiver(IdleTrack("audio"), direction="sendonly")
             # Only what the feed carries: the answer must not pick VP8 or PCMU.
             _prefer(video, "video/H264")
             _prefer(audio, "audio/opus")
@@ -86,17 +86,19 @@ class Whep:
                 ) from None
             if video.mid is None and audio.mid is None:
                 raise BadRequest("the offer has no audio or video section")
-            for transceiver, track in (
-                (video, session.viewer.video),
-                (audio, session.viewer.audio),
-            ):
-                if transceiver.mid is not None:
-                    _forward_pli(transceiver.sender, feed)
-                    if transceiver is video:
-                        packetize.share(video.sender, feed.payloads)
-                else:
-                    track.end()  # not negotiated: a queue nobody drains would only overflow
+            video_out, audio_out = (
+                sendpath.attach(t.sender, feed.request_keyframe) if t.mid is not None else None
+                for t in (video, audio)
+            )
             await pc.setLocalDescription(await pc.createAnswer())
+            if feed.ended:  # while ICE candidates were gathered
+                raise NotFound(f"stream {stream} is not live")
+            session.viewer = Viewer(
+                video_out,
+                audio_out,
+                on_end=lambda: self._spawn(self.close(session, "stream ended"), self._closing),
+            )
+            feed.add_viewer(session.viewer)
         except BaseException:
             await self.close(session, "setup failed")
             raise
@@ -116,7 +118,8 @@ class Whep:
     async def close(self, session: WhepSession, reason: str) -> None:
         if self.sessions.pop(session.id, None) is None:
             return
-        session.feed.remove_viewer(session.viewer)
+        if session.viewer is not None:
+            session.feed.remove_viewer(session.viewer)
         await session.pc.close()
         stream_logger(log, session.stream).info("whep session %s closed: %s", session.id, reason)
 
@@ -150,13 +153,3 @@ def _prefer(transceiver: RTCRtpTransceiver, mime: str) -> None:
     transceiver.setCodecPreferences(
         [c for c in codecs if c.mimeType.lower() in (mime.lower(), f"{transceiver.kind}/rtx")]
     )
-
-
-def _forward_pli(sender: RTCRtpSender, feed: Feed) -> None:
-    """A viewer's PLI/FIR becomes a (rate-limited) KEYREQ to the worker.
-
-    aiortc answers PLI/FIR by calling the sender's `_send_keyframe`, which only flags its encoder;
-    pre-encoded packets never reach an encoder, so the flag would be lost. Private API: aiortc is
-    pinned, and tests/edge/webrtc covers it.
-    """
-    setattr(sender, "_send_keyframe", lambda: feed.request_keyframe("viewer PLI/FIR"))  # noqa: B010

@@ -1,10 +1,11 @@
-"""The Feed and viewer tracks without sockets: keyframe gating, slow viewers, KEYREQ coalescing."""
+"""The Feed and its viewers' RtpOut without sockets: keyframe gating, slow viewers, KEYREQ."""
 
 from __future__ import annotations
 
 from cluster.medialink.frames import FEED_AUDIO, FEED_VIDEO, CodecConfig, MediaPacket
-from edge.playback.webrtc.feed import Feed
+from edge.playback.webrtc.feed import Feed, Viewer
 from tests.conftest import await_for
+from tests.edge.webrtc.wire import Sink, out_to
 
 VIDEO = CodecConfig(FEED_VIDEO, "video", "h264", b"", "annexb", 192, 108)
 AUDIO = CodecConfig(FEED_AUDIO, "audio", "opus", sample_rate=48_000, channels=2)
@@ -20,7 +21,7 @@ class Upstream:
 
 
 def _feed(now: list[float], keyreq_interval: float = 0.5) -> tuple[Feed, Upstream]:
-    feed = Feed("s1", keyreq_interval=keyreq_interval, video_queue=4, clock=lambda: now[0])
+    feed = Feed("s1", keyreq_interval=keyreq_interval, clock=lambda: now[0])
     up = Upstream()
     feed.source(1, up)
     feed.codec(1, VIDEO)
@@ -29,57 +30,87 @@ def _feed(now: list[float], keyreq_interval: float = 0.5) -> tuple[Feed, Upstrea
 
 
 def _video(i: int, key: bool = False, epoch_pts: int = 0) -> MediaPacket:
-    return MediaPacket(FEED_VIDEO, epoch_pts + i * 66_666, 0, b"v%d" % i, keyframe=key)
+    data = b"\x00\x00\x00\x01" + (b"\x65" if key else b"\x41") + b"v%d" % i  # one NAL unit
+    return MediaPacket(FEED_VIDEO, epoch_pts + i * 66_666, 0, data, keyframe=key)
+
+
+class Watcher:
+    """A viewer on the feed whose RTP, in clear, lands in two sinks."""
+
+    def __init__(
+        self, feed: Feed, on_end: list[bool] | None = None, connected: bool = True
+    ) -> None:
+        self.video_sink, self.audio_sink = Sink(connected), Sink(connected)
+        ask = feed.request_keyframe
+        self.viewer = Viewer(
+            out_to(self.video_sink, "video", ts_origin=0),
+            out_to(self.audio_sink, "audio", ts_origin=0),
+            lambda: (on_end if on_end is not None else []).append(True),
+        )
+        assert self.viewer.video is not None
+        self.viewer.video.ask_key = ask
+        feed.add_viewer(self.viewer)
+
+    def frames(self) -> list[bytes]:
+        """The video frames received, by the NAL unit's own bytes (b"v1" for frame 1)."""
+        return [p[1:] for p in self.video_sink.payloads()]
 
 
 async def test_viewer_starts_at_a_keyframe_and_the_feed_at_the_sources_first_one() -> None:
     now = [0.0]
     feed, _ = _feed(now)
-    viewer = feed.add_viewer(lambda: None)
+    viewer = Watcher(feed)
     feed.packet(1, MediaPacket(FEED_AUDIO, 0, 0, b"a0"))  # before any keyframe: dropped
     feed.packet(1, _video(0))
-    assert viewer.video.sent == 0 and not viewer.audio._queue and feed.packets_in == 2
+    assert not viewer.frames() and not viewer.audio_sink.datagrams and feed.packets_in == 2
     feed.packet(1, _video(1, key=True))
     feed.packet(1, _video(2))
     feed.packet(1, MediaPacket(FEED_AUDIO, 70_000, 0, b"a1"))
-    got = [bytes(await viewer.video.recv()) for _ in range(2)]
-    assert got == [b"v1", b"v2"]
-    audio = await viewer.audio.recv()
-    assert bytes(audio) == b"a1" and audio.pts == (70_000 - 66_666) * 48 // 1000  # as video
+    assert viewer.frames() == [b"v1", b"v2"]
+    assert [p.timestamp for p in viewer.video_sink.packets] == [0, 66_666 * 90 // 1000]
+    [audio] = viewer.audio_sink.packets
+    assert audio.payload == b"a1" and audio.timestamp == (70_000 - 66_666) * 48 // 1000  # as video
 
 
 async def test_slow_viewer_skips_to_the_next_keyframe_without_holding_others() -> None:
     now = [0.0]
     feed, up = _feed(now, keyreq_interval=0.0)
-    slow, fast = feed.add_viewer(lambda: None), feed.add_viewer(lambda: None)
+    slow, fast = Watcher(feed), Watcher(feed)
     feed.packet(1, _video(0, key=True))
-    assert bytes(await slow.video.recv()) == b"v0"  # it reads once, then stalls
     asked = up.keyreqs
+    slow.video_sink.backlog = 10**9  # its datagrams pile up in user space
     for i in range(1, 10):
         feed.packet(1, _video(i))
-        assert bytes(await fast.video.recv()) == b"v%d" % (i - 1)
-    assert slow.video.skips == 1 and slow.video.waiting_key
-    assert len(slow.video._queue) == 0
+    assert fast.frames() == [b"v%d" % i for i in range(10)]
+    assert slow.frames() == [b"v0"]
+    assert slow.viewer.video is not None and slow.viewer.video.skips == 1
     assert up.keyreqs == asked + 1  # it skipped: an IDR shortens its wait
-    feed.packet(1, _video(10, key=True))
-    assert bytes(await slow.video.recv()) == b"v10"
+    slow.video_sink.backlog = 0
+    feed.packet(1, _video(10))
+    feed.packet(1, _video(11, key=True))
+    assert slow.frames() == [b"v0", b"v11"]
 
 
-async def test_a_viewer_not_reading_yet_overflows_without_asking() -> None:
+async def test_a_viewer_not_connected_yet_gets_nothing_and_asks_once_it_is() -> None:
     now = [0.0]
     feed, up = _feed(now, keyreq_interval=0.0)
-    viewer = feed.add_viewer(lambda: None)  # still in ICE/DTLS: its sender does not read
+    viewer = Watcher(feed, connected=False)  # still in ICE/DTLS
     asked = up.keyreqs
     feed.packet(1, _video(0, key=True))
-    for i in range(1, 10):
+    for i in range(1, 5):
         feed.packet(1, _video(i))
-    assert viewer.video.skips == 1 and up.keyreqs == asked
+    assert not viewer.frames() and up.keyreqs == asked
+    viewer.video_sink.connected = True
+    feed.packet(1, _video(5))  # connected between keyframes: the one it asked for went by
+    assert up.keyreqs == asked + 1
+    feed.packet(1, _video(6, key=True))
+    assert viewer.frames() == [b"v6"]
 
 
 async def test_keyreqs_are_coalesced_and_a_late_one_is_sent_when_its_turn_comes() -> None:
     now = [100.0]
     feed, up = _feed(now)
-    feed.add_viewer(lambda: None)
+    Watcher(feed)
     assert up.keyreqs == 1  # the first viewer asks at once
     for _ in range(5):
         feed.request_keyframe("viewer PLI/FIR")
@@ -92,7 +123,7 @@ async def test_keyreqs_are_coalesced_and_a_late_one_is_sent_when_its_turn_comes(
 async def test_a_keyframe_answers_a_pending_request() -> None:
     now = [100.0]
     feed, up = _feed(now)
-    feed.add_viewer(lambda: None)
+    Watcher(feed)
     feed.request_keyframe("second viewer")
     assert feed.keys.pending
     feed.packet(1, _video(0, key=True))
@@ -103,13 +134,14 @@ async def test_stale_epoch_is_ignored_and_end_closes_viewers() -> None:
     now = [0.0]
     feed, _ = _feed(now)
     ended: list[bool] = []
-    viewer = feed.add_viewer(lambda: ended.append(True))
+    viewer = Watcher(feed, ended)
     feed.source(2, Upstream())
     feed.codec(2, VIDEO)
     feed.packet(1, _video(0, key=True))
     assert feed.packets_in == 0
     feed.close()
-    assert ended == [True] and not feed.viewers and viewer.video.readyState == "ended"
+    assert ended == [True] and not feed.viewers
+    assert all(out is not None and out.closed for out in (viewer.viewer.video, viewer.viewer.audio))
 
 
 async def test_a_source_starts_at_a_live_keyframe_not_at_its_replayed_past() -> None:
@@ -119,11 +151,11 @@ async def test_a_source_starts_at_a_live_keyframe_not_at_its_replayed_past() -> 
     up = Upstream()
     feed.source(1, up)
     feed.codec(1, VIDEO)
-    viewer = feed.add_viewer(lambda: None)
+    viewer = Watcher(feed)
     feed.packet(1, _video(0, key=True, epoch_pts=5_000_000))  # from the GOP cache: seconds old
     assert feed.skipped_behind == 1 and not feed.timeline.anchored
     feed.packet(1, _video(0, key=True, epoch_pts=9_800_000))  # the IDR it asked for, live
-    assert feed.timeline.anchored and bytes(await viewer.video.recv()) == b"v0"
+    assert feed.timeline.anchored and viewer.frames() == [b"v0"]
     # A source whose clock is not the publisher's is taken after catchup_timeout.
     feed.source(2, up)
     feed.codec(2, VIDEO)
@@ -131,7 +163,7 @@ async def test_a_source_starts_at_a_live_keyframe_not_at_its_replayed_past() -> 
     assert not feed.timeline.anchored
     now[0] += 3.5
     feed.packet(2, _video(2, key=True))
-    assert feed.timeline.anchored and bytes(await viewer.video.recv()) == b"v2"
+    assert feed.timeline.anchored and viewer.frames() == [b"v0", b"v2"]
 
 
 async def test_a_successor_never_repeats_what_its_predecessor_sent() -> None:
@@ -141,7 +173,7 @@ async def test_a_successor_never_repeats_what_its_predecessor_sent() -> None:
     up = Upstream()
     feed.source(1, up)
     feed.codec(1, VIDEO)
-    viewer = feed.add_viewer(lambda: None)
+    viewer = Watcher(feed)
     for i in range(4):
         feed.packet(1, _video(i, key=i == 0, epoch_pts=9_700_000))
     feed.source(2, up)
@@ -156,11 +188,5 @@ async def test_a_successor_never_repeats_what_its_predecessor_sent() -> None:
     feed.packet(2, _video(5, key=True, epoch_pts=9_700_000))
     feed.packet(2, MediaPacket(FEED_AUDIO, 9_800_000, 0, b"old audio"))
     assert feed.timeline.anchored
-    assert [bytes(await viewer.video.recv()) for _ in range(5)] == [
-        b"v0",
-        b"v1",
-        b"v2",
-        b"v3",
-        b"v5",
-    ]
-    assert not viewer.audio._queue
+    assert viewer.frames() == [b"v0", b"v1", b"v2", b"v3", b"v5"]
+    assert not viewer.audio_sink.datagrams

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cluster.config import Settings
 from cluster.paths import Paths
 from cluster.zk.bridge import ZkBridge
+from edge.playback.webrtc.feed import Viewer
 from edge.relay.publish import Publishing
 from tests.conftest import await_for
 
@@ -21,7 +22,7 @@ async def test_a_watched_feed_waits_for_the_next_session_then_ends() -> None:
     publishing = _publishing()
     feed = publishing.take_feed("s1")
     ended: list[bool] = []
-    feed.add_viewer(lambda: ended.append(True))
+    feed.add_viewer(Viewer(None, None, lambda: ended.append(True)))
     publishing.release_feed("s1")  # the publisher dropped
     assert not feed.ended
     assert publishing.take_feed("s1") is feed  # it came back in time: same feed, same viewers

@@ -1,0 +1,126 @@
+"""Where a WHEP viewer's RTP leaves aiortc's hands: every private aiortc/aioice name used is here.
+
+aiortc still does what is per viewer and rare: ICE, DTLS and its SRTP keys, RTCP (sender and
+receiver reports, NACK, PLI), and closing. Media does not go through its sender's loop: the
+sender gets a track that never yields a packet, and rtpout.RtpOut writes each packet straight
+to the viewer's SRTP session and ICE socket. What that needs of aiortc:
+
+- the send parameters the peer connection hands the sender (payload type, MID extension, RTX),
+  seen by wrapping the sender's `send`;
+- the DTLS transport's SRTP session (`_tx_srtp`), and aioice's nominated pair for component 1
+  (`_connection._nominated[1]`: its datagram transport and the remote address);
+- the sender's sender-report counters (name-mangled `__ntp_timestamp` and friends), kept current
+  once per frame so that its RTCP loop reports what was really sent;
+- the sender's `_retransmit` (a NACK) and `_send_keyframe` (a PLI/FIR), redirected.
+
+aiortc and aioice are pinned (pyproject.toml); tests/edge/webrtc covers each of these with real
+peer connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCRtpSender
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from edge.playback.webrtc.rtpout import RtpOut, Wire
+
+_STATS = "_RTCRtpSender__"
+
+
+class IdleTrack(MediaStreamTrack):
+    """What a WHEP sender 'sends': its loop waits here for good, media goes by RtpOut."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._ended = asyncio.Event()
+
+    async def recv(self) -> Any:
+        await self._ended.wait()
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        self._ended.set()
+        super().stop()
+
+
+def attach(sender: RTCRtpSender, ask_key: Callable[[str], None]) -> RtpOut:
+    """An RtpOut for `sender` (before negotiation ends): it sends once the connection is up."""
+    params: list[RTCRtpSendParameters] = []
+    send = sender.send
+
+    async def capture(parameters: RTCRtpSendParameters) -> None:
+        params.append(parameters)
+        await send(parameters)
+
+    setattr(sender, "send", capture)  # noqa: B010
+    out = RtpOut(sender.kind, lambda: _open(sender, params[0]) if params else None, ask_key)
+
+    async def retransmit(seq: int) -> None:
+        out.retransmit(seq)
+
+    setattr(sender, "_retransmit", retransmit)  # noqa: B010
+    # PLI/FIR: aiortc flags an encoder that pre-encoded packets never reach; ask the worker.
+    setattr(sender, "_send_keyframe", lambda: ask_key("viewer PLI/FIR"))  # noqa: B010
+    return out
+
+
+def _open(sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> Wire | None:
+    dtls = sender.transport
+    srtp = getattr(dtls, "_tx_srtp", None)
+    pair = dtls.transport._connection._nominated.get(1)
+    if dtls.state != "connected" or srtp is None or pair is None:
+        return None
+    udp: Any = pair.protocol.transport  # asyncio's datagram transport (it has a write buffer)
+    addr = pair.remote_addr
+    codec = parameters.codecs[0]
+    pt = codec.payloadType
+    assert pt is not None  # negotiated codecs always have one
+    first, tail = _template(parameters, pt, sender._ssrc)
+    rtx = next(
+        (
+            c.payloadType
+            for c in parameters.codecs
+            if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") == pt
+        ),
+        None,
+    )
+
+    def sent(rtp_ts: int, ntp: int, packets: int, octets: int) -> None:
+        # What aiortc's own loop records after each packet; its RTCP loop sends them as the SR.
+        vars(sender).update(
+            {
+                _STATS + "ntp_timestamp": ntp,
+                _STATS + "rtp_timestamp": rtp_ts,
+                _STATS + "packet_count": packets,
+                _STATS + "octet_count": octets,
+            }
+        )
+
+    return Wire(
+        first_byte=first,
+        payload_type=pt,
+        tail=tail,
+        protect=srtp.protect,
+        send=lambda data: udp.sendto(data, addr),
+        backlog=udp.get_write_buffer_size,
+        alive=lambda: dtls.state == "connected" and not udp.is_closing(),
+        sent=sent,
+        rtx=None if rtx is None else (rtx, _template(parameters, rtx, sender._rtx_ssrc)[1]),
+    )
+
+
+def _template(parameters: RTCRtpSendParameters, payload_type: int, ssrc: int) -> tuple[int, bytes]:
+    """The header's first byte and its part from the SSRC on, as aiortc would write them."""
+    extensions = HeaderExtensionsMap()
+    extensions.configure(parameters)
+    packet = RtpPacket(payload_type=payload_type, ssrc=ssrc)
+    packet.extensions.mid = parameters.muxId
+    raw = packet.serialize(extensions)
+    return raw[0], raw[8:]

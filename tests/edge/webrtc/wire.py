@@ -1,0 +1,69 @@
+"""A Wire that keeps what it is given, in clear, for tests of RtpOut and the Feed without sockets."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from edge.playback.webrtc.rtpout import RtpOut, Wire
+
+SSRC = 0x1234_5678
+RTX_SSRC = 0x0BAD_CAFE
+
+
+@dataclass
+class Rtp:
+    marker: bool
+    payload_type: int
+    seq: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+
+    @classmethod
+    def parse(cls, data: bytes) -> Rtp:
+        b0, b1, seq, ts, ssrc = struct.unpack_from("!BBHII", data)
+        assert b0 == 0x80  # version 2, no extension (this wire's tail has none)
+        return cls(bool(b1 & 0x80), b1 & 0x7F, seq, ts, ssrc, data[12:])
+
+
+@dataclass
+class Sink:
+    connected: bool = True
+    backlog: int = 0
+    alive: bool = True
+    fail: bool = False
+    rtx: bool = False
+    datagrams: list[bytes] = field(default_factory=list)
+    reports: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    def open(self) -> Wire | None:
+        if not self.connected:
+            return None
+        return Wire(
+            first_byte=0x80,
+            payload_type=96,
+            tail=struct.pack("!I", SSRC),
+            protect=self._protect,
+            send=self.datagrams.append,
+            backlog=lambda: self.backlog,
+            alive=lambda: self.alive,
+            sent=lambda *report: self.reports.append(report),
+            rtx=(97, struct.pack("!I", RTX_SSRC)) if self.rtx else None,
+        )
+
+    def _protect(self, data: bytes) -> bytes:
+        if self.fail:
+            raise RuntimeError("srtp_err_status_fail")
+        return data
+
+    @property
+    def packets(self) -> list[Rtp]:
+        return [Rtp.parse(d) for d in self.datagrams]
+
+    def payloads(self) -> list[bytes]:
+        return [p.payload for p in self.packets]
+
+
+def out_to(sink: Sink, kind: str, asked: list[str] | None = None, **kwargs: int) -> RtpOut:
+    return RtpOut(kind, sink.open, (asked if asked is not None else []).append, **kwargs)
