@@ -3,8 +3,9 @@
 Three processes, so that each one's CPU is its own: an edge (the real media-link server, relay,
 Feed and WHEP routes, nothing else), this process as the transcoder worker (a pre-encoded 720p
 H.264 constrained-baseline loop at `--kbps`, sent in real time on the media link with Opus), and
-a viewers process (N aiortc peer connections whose receivers pass packets through undecoded, see
-edge/ingest/whip/passthrough.py, so that decoding does not compete with the edge for the cores).
+a viewers process (N light aiortc peer connections whose RTP is counted as it arrives, and one
+checking viewer that rebuilds frames: see `viewers_main`). The per-viewer cost includes the
+checking viewer's share (N + 1 sessions are on the edge).
 For each N the edge's CPU time (utime + stime from /proc) is read over `--seconds`; the same
 window with no viewer is the baseline. Per-viewer cost = (cpu(N) - cpu(0)) / (N x seconds);
 viewers per core = 1 / that. Reference in the same run: the cost at the smallest N.
@@ -64,8 +65,18 @@ async def edge_main(http_port: int, media_port: int) -> None:
 
 
 # ---- the viewers process
-async def viewers_main(url: str, count: int) -> None:
+async def viewers_main(url: str, count: int, window: int) -> None:
+    """`count` light viewers and one checking viewer, each a real aiortc peer connection.
+
+    A light viewer's RTP datagrams are counted where aioice receives them and go no further:
+    aiortc's receive path (SRTP, jitter buffer, depacketizing) costs more per packet than the
+    edge's send path, so a few hundred full viewers would need more cores than the edge. Its
+    ICE consent checks, DTLS and RTCP (which the edge's aiortc must answer) are untouched. The
+    checking viewer takes the full path, with frames rebuilt but not decoded (see
+    edge/ingest/whip/passthrough.py), and proves the edge's packets are valid SRTP and H.264.
+    """
     import aiohttp
+    from aioice.ice import StunProtocol
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError
 
@@ -74,20 +85,36 @@ async def viewers_main(url: str, count: int) -> None:
 
     announce_hosts(["127.0.0.1"])
     received = [0] * count
+    datagrams = [0] * count
+    checked = [0]
+    light: dict[int, int] = {}  # id(aioice protocol) -> light viewer index
+    full_path = StunProtocol.datagram_received
 
-    async def consume(i: int, track: Any) -> None:
+    def counted(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
+        i = light.get(id(self))
+        # RTP, not RTCP (RFC 5761: payload types 192-223 in the second byte are RTCP).
+        if i is not None and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
+            datagrams[i] += 1
+            received[i] += len(data)
+            return
+        full_path(self, data, addr)
+
+    StunProtocol.datagram_received = counted  # type: ignore[method-assign]
+
+    async def consume(track: Any) -> None:
         try:
             while True:
                 await track.recv()
-                received[i] += 1
+                checked[0] += track.kind == "video"
         except MediaStreamError:
             return
 
-    async def join(i: int, http: aiohttp.ClientSession) -> RTCPeerConnection:
+    async def join(i: int | None, http: aiohttp.ClientSession) -> RTCPeerConnection:
         pc = RTCPeerConnection(configuration())
         pc.addTransceiver("video", direction="recvonly")
         pc.addTransceiver("audio", direction="recvonly")
-        pc.on("track", lambda t: asyncio.ensure_future(consume(i, t)))
+        if i is None:
+            pc.on("track", lambda t: asyncio.ensure_future(consume(t)))
         await pc.setLocalDescription(await pc.createOffer())
         async with http.post(
             url, data=pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
@@ -97,25 +124,43 @@ async def viewers_main(url: str, count: int) -> None:
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         for t in pc.getTransceivers():
             passthrough.mark(t.receiver)
+        if i is not None:
+            ice = pc.getTransceivers()[0].receiver.transport.transport
+            for protocol in ice._connection._protocols:  # its sockets, one per local candidate
+                light[id(protocol)] = i
         return pc
 
     pcs: list[RTCPeerConnection] = []
     async with aiohttp.ClientSession() as http:
+        pcs.append(await join(None, http))
         for first in range(0, count, 5):  # a few handshakes at a time on two shared cores
             pcs += await asyncio.gather(
                 *(join(i, http) for i in range(first, min(count, first + 5)))
             )
-    # Counters bumped by N tasks: polling them is simpler than an event per viewer.
-    while not all(received):  # noqa: ASYNC110
+    # Counters bumped per datagram: polling them is simpler than an event per viewer.
+    waited = 0
+    while not all(datagrams) or not checked[0]:
         await asyncio.sleep(0.1)
+        waited += 1
+        if waited % 50 == 0:
+            print(f"waiting: {sum(map(bool, datagrams))} of {count} light viewers receive, "
+                  f"checker frames {checked[0]}", file=sys.stderr, flush=True)  # fmt: skip
     print("ready", flush=True)
-    # Every second: how many viewers got packets in that second (the parent checks all did).
+    # Every second, over the last `window` seconds: the slowest and the median light viewer's
+    # bit rate, the checking viewer's frame rate, and how many connections are up.
+    history = [(list(received), checked[0])]
     while True:
-        before = list(received)
         await asyncio.sleep(1)
-        active = sum(a > b for a, b in zip(received, before, strict=True))
+        history = [*history[-window:], (list(received), checked[0])]
+        (old, old_frames), (new, new_frames) = history[0], history[-1]
+        span = len(history) - 1
+        rates = sorted((a - b) * 8 / 1000 / span for a, b in zip(new, old, strict=True))
         connected = sum(pc.connectionState == "connected" for pc in pcs)
-        print(f"active {active} connected {connected}", flush=True)
+        print(
+            f"kbit/s min {rates[0]:.0f} median {rates[len(rates) // 2]:.0f} "
+            f"checker fps {(new_frames - old_frames) / span:.1f} connected {connected}",
+            flush=True,
+        )
 
 
 # ---- the worker (this process)
@@ -229,6 +274,8 @@ async def main_async(args: argparse.Namespace) -> int:
     w, h = (int(x) for x in args.size.split("x"))
     loop = encode_loop(w, h, args.fps, args.kbps, 4.0)
     kbps = sum(len(p.data) for p in loop if p.track == FEED_VIDEO) * 8 / 4.0 / 1000
+    # What every viewer must receive: all media bytes (RTP and SRTP headers come on top).
+    need_kbps = sum(len(p.data) for p in loop) * 8 / 4.0 / 1000
     http_port, media_port = free_port(), free_port()
     me = [sys.executable, "-m", "bench.whep_fanout"]
     edge = await asyncio.create_subprocess_exec(
@@ -245,21 +292,27 @@ async def main_async(args: argparse.Namespace) -> int:
         for n in args.viewers:
             viewers = await asyncio.create_subprocess_exec(
                 *me, "viewers", f"http://127.0.0.1:{http_port}/whep/bench", str(n),
+                str(round(args.seconds)),
                 stdout=subprocess.PIPE,
             )  # fmt: skip
             try:
                 await wait_line(viewers, "ready", 60 + 2 * n)
                 await asyncio.sleep(2)
                 used = await measure(edge.pid, args.seconds)
-                active = await last_line(viewers)
+                got = (await last_line(viewers)).split()
             finally:
                 viewers.kill()
                 await viewers.wait()
-            per = (used - base) / n / args.seconds
+            per = (used - base) / (n + 1) / args.seconds
             costs[n] = per
-            print(f"N={n} ({active} in the last second): edge {used / args.seconds * 100:.1f} % of a core; "
-                  f"{per * 100:.2f} % per viewer -> {1 / per:.0f} viewers per core"
-                  f" (x N={args.viewers[0]}: {per / costs[args.viewers[0]]:.2f})", flush=True)  # fmt: skip
+            slowest, median, fps, connected = float(got[2]), float(got[4]), float(got[7]), got[9]
+            valid = slowest >= need_kbps and fps >= 0.9 * args.fps
+            print(f"N={n}: viewers' kbit/s slowest {slowest:.0f}, median {median:.0f} (media {need_kbps:.0f}); "
+                  f"checking viewer {fps:.1f} fps; {connected} connected; "
+                  f"edge {used / args.seconds * 100:.1f} % of a core; "
+                  f"{per * 100:.3f} % per viewer -> {1 / per:.0f} viewers per core"
+                  f" (x N={args.viewers[0]}: {per / costs[args.viewers[0]]:.2f})"
+                  + ("" if valid else "  NOT VALID: viewers got less than the stream"), flush=True)  # fmt: skip
             await asyncio.sleep(3)  # sessions close
         sending.cancel()
     finally:
@@ -273,7 +326,7 @@ def main() -> int:
         asyncio.run(edge_main(int(sys.argv[2]), int(sys.argv[3])))
         return 0
     if sys.argv[1:2] == ["viewers"]:
-        asyncio.run(viewers_main(sys.argv[2], int(sys.argv[3])))
+        asyncio.run(viewers_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
         return 0
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

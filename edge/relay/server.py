@@ -51,7 +51,9 @@ class LinkServer:
         parser = FrameReader()
         peer = writer.get_extra_info("peername")
         try:
-            hello = await asyncio.wait_for(self._first_frame(reader, parser), HELLO_TIMEOUT)
+            hello, *early = await asyncio.wait_for(
+                self._first_frames(reader, parser), HELLO_TIMEOUT
+            )
             if hello.kind is not Kind.HELLO:
                 raise BadRequest(f"expected HELLO, got {hello.kind.name}")
             body = hello.json()
@@ -66,7 +68,7 @@ class LinkServer:
             if relay is None:
                 raise BadRequest(f"stream {stream} is not published here")
             if edge_feed:
-                await self._edge_feed(relay, node, reader, writer, parser)
+                await self._edge_feed(relay, node, reader, writer, parser, early)
                 return
             assert isinstance(epoch, int)
             sub = relay.attach(writer, epoch, node)
@@ -79,7 +81,9 @@ class LinkServer:
             return
         try:
             # After HELLO a worker sends its low-latency feed (and KEYREQ); reading also detects
-            # its death at once.
+            # its death at once. What came in the same read as HELLO is the feed's start.
+            for frame in early:
+                relay.from_worker(sub, frame)
             while not sub.closed.is_set():
                 data = await reader.read(65536)
                 if not data:
@@ -98,6 +102,7 @@ class LinkServer:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         parser: FrameReader,
+        early: list[frames.Frame],
     ) -> None:
         """Serve the stream's WebRTC feed to another edge until it leaves (edge/playback/webrtc/tap.py)."""
         if relay.ended:
@@ -105,18 +110,26 @@ class LinkServer:
         writer.write(frames.encode_json(Kind.ACCEPT, {"v": 1, "stream": relay.stream, "epoch": 0}))
         tap = relay.feed.add_tap(writer, node)
         try:
-            while data := await reader.read(4096):
-                if any(f.kind is Kind.KEYREQ for f in parser.feed(data)):
+            got = early
+            while True:
+                if any(f.kind is Kind.KEYREQ for f in got):
                     relay.feed.request_keyframe(f"edge {node}")
+                data = await reader.read(4096)
+                if not data:
+                    break
+                got = parser.feed(data)
         finally:
             relay.feed.remove_tap(tap)
 
     @staticmethod
-    async def _first_frame(reader: asyncio.StreamReader, parser: FrameReader) -> frames.Frame:
+    async def _first_frames(
+        reader: asyncio.StreamReader, parser: FrameReader
+    ) -> list[frames.Frame]:
+        """HELLO and whatever frames arrived with it (a worker need not wait for ACCEPT)."""
         while True:
             data = await reader.read(4096)
             if not data:
                 raise BadRequest("closed before HELLO")
             got = parser.feed(data)
             if got:
-                return got[0]
+                return got

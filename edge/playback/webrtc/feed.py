@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from cluster.logs import stream_logger
 from cluster.medialink.frames import FEED_AUDIO, FEED_VIDEO, CodecConfig, MediaPacket
 from edge.playback.webrtc.keyreq import KeyRequests
-from edge.playback.webrtc.packetize import cut
+from edge.playback.webrtc.packetize import cut, runs
 from edge.playback.webrtc.rtpout import RtpOut
 from edge.playback.webrtc.tap import FeedTap
 from edge.playback.webrtc.timeline import Timeline
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CLOCK = {FEED_VIDEO: 90_000, FEED_AUDIO: 48_000}
 # Seconds from the NTP epoch (1900) to the Unix epoch, for sender reports' NTP timestamps.
 _NTP_UNIX = 2_208_988_800
+_ONE = [(0, 1)]  # an audio frame is one packet
 _KINDS = {FEED_VIDEO: "video", FEED_AUDIO: "audio"}
 # How far behind the publisher a source's first keyframe may be, beyond the previous source's
 # usual lag (smoothed, for a loaded machine). A successor's IDR where live packets take over
@@ -180,9 +181,10 @@ class Feed:
     def _send(self, video: bool, timestamp: int, pkt: MediaPacket) -> None:
         if video:
             payloads = cut(pkt.data)
+            batches = runs(payloads)
             self.cuts += 1
         else:
-            payloads = [pkt.data]
+            payloads, batches = [pkt.data], _ONE
         # One clock read per frame for every viewer's sender report: they are sent together.
         now = time.time() + _NTP_UNIX
         ntp = (int(now) << 32) | int((now % 1.0) * (1 << 32))
@@ -190,7 +192,7 @@ class Feed:
         for viewer in self.viewers:
             out = viewer.video if video else viewer.audio
             if out is not None:
-                out.send(payloads, timestamp, key, ntp)
+                out.send(payloads, batches, timestamp, key, ntp)
 
     def _admit(self, pkt: MediaPacket, video: bool) -> bool:
         """Whether a packet of the current source may go to viewers (see "Catching up")."""

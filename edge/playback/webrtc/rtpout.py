@@ -2,14 +2,16 @@
 
 The feed cuts each access unit into RTP payloads once (packetize.py) and hands the same list to
 every viewer. What is left per viewer and packet is what cannot be shared: a 12-byte header with
-the viewer's own SSRC, sequence number and timestamp, SRTP with the viewer's own keys, and one
-`sendto`. This runs synchronously inside the feed's loop over viewers, with no task, queue or
-await per packet; aiortc's own sending loop (one task per sender, an RtpPacket object, two NTP
-clock reads and several awaits per packet) cost four times as much (docs/BENCHMARKS.md).
+the viewer's own SSRC, sequence number and timestamp, SRTP with the viewer's own keys, and the
+system call. This runs synchronously inside the feed's loop over viewers, with no task, queue or
+await per packet, unlike aiortc's own sending loop (one task per sender, an RtpPacket object, two
+NTP clock reads and several awaits per packet; docs/BENCHMARKS.md has both).
 
 What it sends through is a `Wire`, opened when the viewer's connection is up (sendpath.py makes
-one from an aiortc sender; tests make their own). A viewer whose datagrams pile up in its
-socket's buffer skips to the next keyframe; it never holds back the feed or other viewers.
+one from an aiortc sender; tests make their own). A frame's packets go to the wire in the feed's
+runs (packetize.runs), which the wire may send as one segmented batch. A viewer whose socket
+cannot take more (its kernel buffer is full) skips to the next keyframe; it never holds back the
+feed or other viewers.
 """
 
 from __future__ import annotations
@@ -25,9 +27,6 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!BBHI")  # V/P/X/CC, M/PT, sequence number, timestamp; the SSRC follows
 _SEQ = struct.Struct("!H")
 HISTORY = 128  # packets kept for retransmission, as aiortc's sender keeps
-# Datagrams queued in user space for one viewer before it skips to the next keyframe: the kernel
-# buffer is full by then, so more would only add latency.
-MAX_BACKLOG = 256 * 1024
 
 
 @dataclass
@@ -37,10 +36,11 @@ class Wire:
     first_byte: int  # V=2 and the extension bit
     payload_type: int
     tail: bytes  # the SSRC and the header extensions (the MID), the same in every packet
-    protect: Callable[[bytes], bytes]  # SRTP with this viewer's keys
-    send: Callable[[bytes], None]  # one datagram to this viewer
-    backlog: Callable[[], int]  # bytes waiting in user space to be sent
+    # SRTP-protect these RTP packets with this viewer's keys and send them, one datagram each, in
+    # order; BlockingIOError when the socket's buffer is full.
+    send: Callable[[list[bytes]], None]
     alive: Callable[[], bool]
+    close: Callable[[], None]  # when this viewer's sending ends
     # Sender report stats: (RTP timestamp, NTP time, packets, payload octets) after each frame.
     sent: Callable[[int, int, int, int], None]
     rtx: tuple[int, bytes] | None = None  # RTX payload type and its tail (own SSRC), if agreed
@@ -52,14 +52,12 @@ class RtpOut:
         kind: str,
         open_wire: Callable[[], Wire | None],
         ask_key: Callable[[str], None],
-        max_backlog: int = MAX_BACKLOG,
         ts_origin: int | None = None,
     ) -> None:
         self.kind = kind
         self.video = kind == "video"
         self.open_wire = open_wire
         self.ask_key = ask_key
-        self.max_backlog = max_backlog
         # A decoder can start only at a keyframe: video waits for one, first and after a skip.
         self.waiting_key = self.video
         self.frames = 0  # frames sent
@@ -75,8 +73,16 @@ class RtpOut:
         self._rtx_seq = secrets.randbelow(1 << 16)
         self._history: list[bytes | None] = [None] * HISTORY
 
-    def send(self, payloads: list[bytes], timestamp: int, keyframe: bool, ntp: int) -> None:
-        """One frame, cut into `payloads`, at `timestamp` in the RTP clock of this kind."""
+    def send(
+        self,
+        payloads: list[bytes],
+        runs: list[tuple[int, int]],
+        timestamp: int,
+        keyframe: bool,
+        ntp: int,
+    ) -> None:
+        """One frame, cut into `payloads`, at `timestamp` in the RTP clock of this kind; `runs`
+        are the [start, end) batches the wire may send together (packetize.runs)."""
         wire = self._wire
         if wire is None and (self.closed or (wire := self._connect()) is None):
             return  # ICE and DTLS not done yet
@@ -92,26 +98,30 @@ class RtpOut:
         if not wire.alive():
             self.close()  # the session ends too (whep.py), by the connection's state change
             return
-        if wire.backlog() > self.max_backlog:
+        ts = (self._ts_origin + timestamp) & 0xFFFFFFFF
+        seq, first, pt, tail = self._seq, wire.first_byte, wire.payload_type, wire.tail
+        pack, out, history = _HEADER.pack, wire.send, self._history
+        # The marker ends a video frame; audio frames are one packet each, no talkspurts.
+        last = len(payloads) - 1 if self.video else -1
+        unsent = seq  # the first sequence number of the batch in hand
+        try:
+            for start, end in runs:
+                unsent = seq
+                batch = []
+                for i in range(start, end):
+                    packet = pack(first, (0x80 if i == last else 0) | pt, seq, ts) + tail
+                    packet += payloads[i]
+                    history[seq % HISTORY] = packet
+                    batch.append(packet)
+                    seq = (seq + 1) & 0xFFFF
+                out(batch)
+        except BlockingIOError:  # its socket is full: a slow path to this viewer
+            self._seq = unsent  # what was not sent leaves no gap in the sequence
             self.skips += 1
             if self.video:
                 self.waiting_key = True
                 self.ask_key("slow viewer")
             return
-        ts = (self._ts_origin + timestamp) & 0xFFFFFFFF
-        seq, first, pt, tail = self._seq, wire.first_byte, wire.payload_type, wire.tail
-        pack, protect, out, history = _HEADER.pack, wire.protect, wire.send, self._history
-        last = len(payloads) - 1
-        octets = 0
-        try:
-            for i, payload in enumerate(payloads):
-                # The marker ends a video frame; audio frames are one packet each, no talkspurts.
-                marker = 0x80 if self.video and i == last else 0
-                packet = pack(first, marker | pt, seq, ts) + tail + payload
-                history[seq % HISTORY] = packet
-                out(protect(packet))
-                seq = (seq + 1) & 0xFFFF
-                octets += len(payload)
         except Exception:  # SRTP or socket trouble ends this viewer's sending, nobody else's
             log.exception("%s RTP to a viewer failed; its sending stops", self.kind)
             self.close()
@@ -119,7 +129,7 @@ class RtpOut:
         self._seq = seq
         self.frames += 1
         self.packets += len(payloads)
-        self.octets += octets
+        self.octets += sum(map(len, payloads))
         wire.sent(ts, ntp, self.packets, self.octets)
 
     def retransmit(self, seq: int) -> None:
@@ -140,13 +150,15 @@ class RtpOut:
             )
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         try:
-            wire.send(wire.protect(packet))
+            wire.send([packet])
         except Exception:  # libsrtp refuses a sequence number twice without RTX: that one is lost
             log.debug("%s retransmission of %d not sent", self.kind, seq, exc_info=True)
 
     def close(self) -> None:
         self.closed = True
-        self._wire = None
+        if self._wire is not None:
+            self._wire.close()
+            self._wire = None
 
     def _connect(self) -> Wire | None:
         wire = self.open_wire()

@@ -9,17 +9,23 @@ to the viewer's SRTP session and ICE socket. What that needs of aiortc:
   seen by wrapping the sender's `send`;
 - the DTLS transport's SRTP session (`_tx_srtp`), and aioice's nominated pair for component 1
   (`_connection._nominated[1]`: its datagram transport and the remote address);
+- pylibsrtp's libsrtp binding (`_binding`, the session's `_srtp`): its `protect()` copies every
+  packet in and out of a fresh buffer; `SrtpSocket` protects a frame's packets in place, one
+  after another in one buffer, and sends them from there;
 - the sender's sender-report counters (name-mangled `__ntp_timestamp` and friends), kept current
   once per frame so that its RTCP loop reports what was really sent;
 - the sender's `_retransmit` (a NACK) and `_send_keyframe` (a PLI/FIR), redirected.
 
-aiortc and aioice are pinned (pyproject.toml); tests/edge/webrtc covers each of these with real
-peer connections.
+aiortc, aioice and pylibsrtp are pinned (pyproject.toml); tests/edge/webrtc covers each of
+these with real peer connections.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -27,10 +33,81 @@ from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from pylibsrtp import Session
+from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
 
 from edge.playback.webrtc.rtpout import RtpOut, Wire
 
+log = logging.getLogger(__name__)
+
 _STATS = "_RTCRtpSender__"
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)  # Linux >= 4.18 (Python names it from 3.12)
+_SRTP_TRAILER = 16  # the most SRTP adds to a packet (a GCM tag; HMAC-SHA1-80 adds 10)
+_BUFFER = 65_536
+
+
+class SrtpError(Exception):
+    pass
+
+
+class SrtpSocket:
+    """One viewer's SRTP session and its own handle on the viewer's ICE socket.
+
+    `send` protects a batch of packets in place in one buffer and sends them, as one datagram
+    each, with one `sendmsg` asking the kernel to cut them apart (UDP_SEGMENT) when they are of
+    one size; a kernel without it gets one `sendto` per packet from then on.
+    """
+
+    def __init__(self, srtp: Session, sock: socket.socket, addr: tuple[str, int]) -> None:
+        self.sock = sock
+        self.addr = addr
+        self.segmenting = True
+        self._session = srtp  # keeps the libsrtp context alive
+        self._ctx = srtp._srtp[0]
+        self._buf = ffi.new("char[]", _BUFFER)
+        self._view = memoryview(ffi.buffer(self._buf))
+        self._len = ffi.new("int *")
+
+    def send(self, packets: list[bytes]) -> None:
+        buf, view, length, ctx, protect = (
+            self._buf,
+            self._view,
+            self._len,
+            self._ctx,
+            lib.srtp_protect,
+        )
+        ends = []
+        end = 0
+        for packet in packets:
+            size = len(packet)
+            if end + size + _SRTP_TRAILER > _BUFFER:
+                raise SrtpError(f"a batch of {len(packets)} packets does not fit {_BUFFER} bytes")
+            ffi.memmove(buf + end, packet, size)
+            length[0] = size
+            status = protect(ctx, buf + end, length)
+            if status:
+                raise SrtpError(f"srtp_protect failed with status {status}")
+            end += length[0]
+            ends.append(end)
+        if len(ends) > 1 and self.segmenting:
+            segment = struct.pack("=H", ends[0])
+            try:
+                self.sock.sendmsg(
+                    [view[:end]], [(socket.SOL_UDP, UDP_SEGMENT, segment)], 0, self.addr
+                )
+                return
+            except OSError as exc:
+                if isinstance(exc, BlockingIOError):
+                    raise
+                log.warning("UDP segmentation offload refused (%s): one datagram per packet", exc)
+                self.segmenting = False
+        start = 0
+        for end in ends:
+            self.sock.sendto(view[start:end], self.addr)
+            start = end
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class IdleTrack(MediaStreamTrack):
@@ -77,8 +154,9 @@ def _open(sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> Wire | None
     pair = dtls.transport._connection._nominated.get(1)
     if dtls.state != "connected" or srtp is None or pair is None:
         return None
-    udp: Any = pair.protocol.transport  # asyncio's datagram transport (it has a write buffer)
-    addr = pair.remote_addr
+    udp: asyncio.DatagramTransport = pair.protocol.transport
+    # Our own descriptor of aioice's socket, so that sendmsg is ours to call (and to close).
+    wire = SrtpSocket(srtp, udp.get_extra_info("socket").dup(), pair.remote_addr)
     codec = parameters.codecs[0]
     pt = codec.payloadType
     assert pt is not None  # negotiated codecs always have one
@@ -107,10 +185,9 @@ def _open(sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> Wire | None
         first_byte=first,
         payload_type=pt,
         tail=tail,
-        protect=srtp.protect,
-        send=lambda data: udp.sendto(data, addr),
-        backlog=udp.get_write_buffer_size,
+        send=wire.send,
         alive=lambda: dtls.state == "connected" and not udp.is_closing(),
+        close=wire.close,
         sent=sent,
         rtx=None if rtx is None else (rtx, _template(parameters, rtx, sender._rtx_ssrc)[1]),
     )

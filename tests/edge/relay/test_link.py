@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cluster.medialink import frames
-from cluster.medialink.frames import CodecConfig, Frame, FrameReader, Kind, MediaPacket
+from cluster.medialink.frames import FEED_VIDEO, CodecConfig, Frame, FrameReader, Kind, MediaPacket
 from edge.relay.gop import GopCache
 from edge.relay.hub import StreamRelay
 from edge.relay.server import LinkServer
@@ -138,3 +138,22 @@ async def test_a_current_workers_keyreq_reaches_the_publisher_side() -> None:
         assert asked == [1]
     finally:
         await server.stop()
+
+
+async def test_frames_sent_with_hello_in_one_write_reach_the_feed(
+    setup: tuple[StreamRelay, int, list[int]],
+) -> None:
+    relay, port, _ = setup
+    _, w = await asyncio.open_connection("127.0.0.1", port)
+    video = CodecConfig(FEED_VIDEO, "video", "h264", b"", "annexb", 64, 64)
+    # A worker need not wait for ACCEPT: its feed's codec and first packet follow HELLO at once.
+    w.write(
+        frames.encode_json(Kind.HELLO, {"v": 1, "stream": "s1", "epoch": 1, "node": "t1"})
+        + frames.encode_codec(video)
+        + frames.encode_packet(MediaPacket(FEED_VIDEO, 0, 0, b"\x00\x00\x00\x01\x65", True))
+    )
+    try:
+        await await_for(lambda: relay.feed.packets_in == 1, "the packet sent with HELLO")
+        assert relay.feed.codecs[FEED_VIDEO] == video
+    finally:
+        w.close()

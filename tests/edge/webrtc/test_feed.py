@@ -78,14 +78,14 @@ async def test_slow_viewer_skips_to_the_next_keyframe_without_holding_others() -
     slow, fast = Watcher(feed), Watcher(feed)
     feed.packet(1, _video(0, key=True))
     asked = up.keyreqs
-    slow.video_sink.backlog = 10**9  # its datagrams pile up in user space
+    slow.video_sink.full = True  # its socket takes no more
     for i in range(1, 10):
         feed.packet(1, _video(i))
     assert fast.frames() == [b"v%d" % i for i in range(10)]
     assert slow.frames() == [b"v0"]
     assert slow.viewer.video is not None and slow.viewer.video.skips == 1
     assert up.keyreqs == asked + 1  # it skipped: an IDR shortens its wait
-    slow.video_sink.backlog = 0
+    slow.video_sink.full = False
     feed.packet(1, _video(10))
     feed.packet(1, _video(11, key=True))
     assert slow.frames() == [b"v0", b"v11"]

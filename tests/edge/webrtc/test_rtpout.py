@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from tests.edge.webrtc.wire import RTX_SSRC, SSRC, Sink, out_to
+from tests.edge.webrtc.wire import RTX_SSRC, SSRC, Sink, out_to, send
 
 
 def test_frames_become_packets_with_one_sequence_and_a_marker_at_each_frame_end() -> None:
     sink = Sink()
     out = out_to(sink, "video", ts_origin=1000)
-    out.send([b"a", b"b", b"c"], 3000, True, ntp=7)
-    out.send([b"d"], 6000, False, ntp=8)
+    send(out, [b"a", b"b", b"c"], 3000, True, ntp=7)
+    assert sink.batches == [3]  # one size: one batch
+    send(out, [b"d"], 6000, False, ntp=8)
     packets = sink.packets
     assert [p.payload for p in packets] == [b"a", b"b", b"c", b"d"]
     assert [p.marker for p in packets] == [False, False, True, True]
@@ -25,8 +26,8 @@ def test_timestamps_and_sequence_numbers_wrap() -> None:
     sink = Sink()
     out = out_to(sink, "audio", ts_origin=0xFFFF_FFF0)
     out._seq = 0xFFFF
-    out.send([b"x"], 0x20, False, ntp=0)
-    out.send([b"y"], 0x40, False, ntp=0)
+    send(out, [b"x"], 0x20, False, ntp=0)
+    send(out, [b"y"], 0x40, False, ntp=0)
     assert [(p.seq, p.timestamp, p.marker) for p in sink.packets] == [
         (0xFFFF, 0x10, False),
         (0, 0x30, False),
@@ -37,44 +38,44 @@ def test_video_waits_for_a_keyframe_and_asks_for_one_when_it_connects() -> None:
     sink = Sink(connected=False)
     asked: list[str] = []
     out = out_to(sink, "video", asked)
-    out.send([b"k"], 0, True, ntp=0)  # ICE/DTLS not done: nothing, and no request
+    send(out, [b"k"], 0, True, ntp=0)  # ICE/DTLS not done: nothing, and no request
     assert not sink.datagrams and not asked
     sink.connected = True
-    out.send([b"p"], 3000, False, ntp=0)  # connected now, between keyframes
+    send(out, [b"p"], 3000, False, ntp=0)  # connected now, between keyframes
     assert not sink.datagrams and asked == ["viewer connected"]
-    out.send([b"k2"], 6000, True, ntp=0)
-    out.send([b"p2"], 9000, False, ntp=0)
+    send(out, [b"k2"], 6000, True, ntp=0)
+    send(out, [b"p2"], 9000, False, ntp=0)
     assert sink.payloads() == [b"k2", b"p2"]
 
 
 def test_a_backed_up_viewer_skips_to_the_next_keyframe() -> None:
     sink = Sink()
     asked: list[str] = []
-    out = out_to(sink, "video", asked, max_backlog=100)
-    out.send([b"k"], 0, True, ntp=0)
-    sink.backlog = 101
-    out.send([b"p1"], 3000, False, ntp=0)
+    out = out_to(sink, "video", asked)
+    send(out, [b"k"], 0, True, ntp=0)
+    sink.full = True
+    send(out, [b"p1"], 3000, False, ntp=0)
     assert out.skips == 1 and out.waiting_key and asked == ["slow viewer"]
-    sink.backlog = 0
-    out.send([b"p2"], 6000, False, ntp=0)
-    out.send([b"k2"], 9000, True, ntp=0)
+    sink.full = False
+    send(out, [b"p2"], 6000, False, ntp=0)
+    send(out, [b"k2"], 9000, True, ntp=0)
     assert sink.payloads() == [b"k", b"k2"]
     seqs = [p.seq for p in sink.packets]
     assert seqs[1] == (seqs[0] + 1) & 0xFFFF  # skipped frames take no sequence numbers
 
 
 def test_audio_drops_while_backed_up_and_never_asks_for_keyframes() -> None:
-    sink = Sink(backlog=10**9)
+    sink = Sink(full=True)
     asked: list[str] = []
     out = out_to(sink, "audio", asked)
-    out.send([b"a"], 0, False, ntp=0)
+    send(out, [b"a"], 0, False, ntp=0)
     assert out.skips == 1 and not sink.datagrams and not asked
 
 
 def test_a_nacked_packet_is_sent_again_as_rtx_with_its_original_sequence_number() -> None:
     sink = Sink(rtx=True)
     out = out_to(sink, "video")
-    out.send([b"a", b"bb"], 0, True, ntp=0)
+    send(out, [b"a", b"bb"], 0, True, ntp=0)
     lost = sink.packets[1]
     out.retransmit(lost.seq)
     out.retransmit((lost.seq + 5) & 0xFFFF)  # never sent: nothing
@@ -87,7 +88,7 @@ def test_a_nacked_packet_is_sent_again_as_rtx_with_its_original_sequence_number(
 def test_without_rtx_a_nacked_packet_is_sent_as_it_was() -> None:
     sink = Sink()
     out = out_to(sink, "video")
-    out.send([b"a"], 0, True, ntp=0)
+    send(out, [b"a"], 0, True, ntp=0)
     out.retransmit(sink.packets[0].seq)
     assert sink.datagrams[1] == sink.datagrams[0]
 
@@ -96,10 +97,10 @@ def test_a_failing_viewer_stops_and_a_dead_connection_stops_sending() -> None:
     broken, gone = Sink(), Sink()
     bad, dead = out_to(broken, "audio"), out_to(gone, "audio")
     broken.fail = True
-    bad.send([b"a"], 0, False, ntp=0)
-    assert bad.closed
-    bad.send([b"b"], 960, False, ntp=0)  # closed: nothing more, and no error
-    dead.send([b"a"], 0, False, ntp=0)
+    send(bad, [b"a"], 0, False, ntp=0)
+    assert bad.closed and broken.closed
+    send(bad, [b"b"], 960, False, ntp=0)  # closed: nothing more, and no error
+    send(dead, [b"a"], 0, False, ntp=0)
     gone.alive = False
-    dead.send([b"b"], 960, False, ntp=0)
+    send(dead, [b"b"], 960, False, ntp=0)
     assert dead.closed and gone.payloads() == [b"a"]

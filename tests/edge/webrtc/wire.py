@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from edge.playback.webrtc.packetize import runs
 from edge.playback.webrtc.rtpout import RtpOut, Wire
 
 SSRC = 0x1234_5678
@@ -30,12 +31,14 @@ class Rtp:
 @dataclass
 class Sink:
     connected: bool = True
-    backlog: int = 0
+    full: bool = False  # its socket buffer is full
     alive: bool = True
     fail: bool = False
     rtx: bool = False
     datagrams: list[bytes] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)  # packets per send
     reports: list[tuple[int, int, int, int]] = field(default_factory=list)
+    closed: bool = False
 
     def open(self) -> Wire | None:
         if not self.connected:
@@ -44,18 +47,23 @@ class Sink:
             first_byte=0x80,
             payload_type=96,
             tail=struct.pack("!I", SSRC),
-            protect=self._protect,
-            send=self.datagrams.append,
-            backlog=lambda: self.backlog,
+            send=self._send,
             alive=lambda: self.alive,
+            close=self._close,
             sent=lambda *report: self.reports.append(report),
             rtx=(97, struct.pack("!I", RTX_SSRC)) if self.rtx else None,
         )
 
-    def _protect(self, data: bytes) -> bytes:
+    def _send(self, packets: list[bytes]) -> None:
         if self.fail:
-            raise RuntimeError("srtp_err_status_fail")
-        return data
+            raise RuntimeError("srtp_protect failed")
+        if self.full:
+            raise BlockingIOError
+        self.datagrams += packets
+        self.batches.append(len(packets))
+
+    def _close(self) -> None:
+        self.closed = True
 
     @property
     def packets(self) -> list[Rtp]:
@@ -65,5 +73,12 @@ class Sink:
         return [p.payload for p in self.packets]
 
 
-def out_to(sink: Sink, kind: str, asked: list[str] | None = None, **kwargs: int) -> RtpOut:
-    return RtpOut(kind, sink.open, (asked if asked is not None else []).append, **kwargs)
+def out_to(
+    sink: Sink, kind: str, asked: list[str] | None = None, ts_origin: int | None = None
+) -> RtpOut:
+    return RtpOut(kind, sink.open, (asked if asked is not None else []).append, ts_origin)
+
+
+def send(out: RtpOut, payloads: list[bytes], timestamp: int, key: bool, ntp: int = 0) -> None:
+    """One frame, batched as the feed batches it."""
+    out.send(payloads, runs(payloads), timestamp, key, ntp)
