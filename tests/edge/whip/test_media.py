@@ -133,6 +133,6 @@ async def test_a_killed_publisher_is_ended_by_the_idle_timeout(edge: Edge) -> No
         proc.kill()
         await proc.wait()
     killed = time.monotonic()
-    await await_for(lambda: relay.ended, "the publish to end", 10)
-    assert time.monotonic() - killed < 4.0, "the idle timeout (2 s), not ICE consent (30 s)"
+    await await_for(lambda: relay.ended, "the publish to end", 20)
+    assert time.monotonic() - killed < 15.0, "the idle timeout (2 s), not ICE consent (30 s)"
     assert not edge.publishing.sessions and not edge.ingest.sessions
