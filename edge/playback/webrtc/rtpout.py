@@ -133,25 +133,26 @@ class RtpOut:
         wire.sent(ts, ntp, self.packets, self.octets)
 
     def retransmit(self, seq: int) -> None:
-        """A NACKed packet again: as RTX when agreed, else as it was (payload and all)."""
+        """A NACKed packet again, as RTX (RFC 4588). Without RTX there is nothing to do: libsrtp
+        never protects a sequence number twice (one keystream, one packet)."""
         wire = self._wire
         packet = self._history[seq % HISTORY]
-        if wire is None or packet is None or _SEQ.unpack_from(packet, 2)[0] != seq:
-            return  # too old, or never sent
-        if wire.rtx is not None:
-            rtx_pt, rtx_tail = wire.rtx
-            header_end = 8 + len(wire.tail)
-            marker_ts = packet[1] & 0x80, _HEADER.unpack_from(packet)[3]
-            packet = (
-                _HEADER.pack(wire.first_byte, marker_ts[0] | rtx_pt, self._rtx_seq, marker_ts[1])
-                + rtx_tail
-                + packet[2:4]  # the original sequence number (RFC 4588)
-                + packet[header_end:]
-            )
-            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        if wire is None or wire.rtx is None or packet is None:
+            return
+        if _SEQ.unpack_from(packet, 2)[0] != seq:
+            return  # too old: its slot holds a newer packet
+        rtx_pt, rtx_tail = wire.rtx
+        marker, timestamp = packet[1] & 0x80, _HEADER.unpack_from(packet)[3]
+        packet = (
+            _HEADER.pack(wire.first_byte, marker | rtx_pt, self._rtx_seq, timestamp)
+            + rtx_tail
+            + packet[2:4]  # the original sequence number
+            + packet[8 + len(wire.tail) :]
+        )
+        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         try:
             wire.send([packet])
-        except Exception:  # libsrtp refuses a sequence number twice without RTX: that one is lost
+        except Exception:  # a lost retransmission is one more loss, nothing worse
             log.debug("%s retransmission of %d not sent", self.kind, seq, exc_info=True)
 
     def close(self) -> None:

@@ -58,10 +58,11 @@ class SrtpSocket:
     one size; a kernel without it gets one `sendto` per packet from then on.
     """
 
+    segmenting = True  # until the kernel refuses: then for every viewer, from then on
+
     def __init__(self, srtp: Session, sock: socket.socket, addr: tuple[str, int]) -> None:
         self.sock = sock
         self.addr = addr
-        self.segmenting = True
         self._session = srtp  # keeps the libsrtp context alive
         self._ctx = srtp._srtp[0]
         self._buf = ffi.new("char[]", _BUFFER)
@@ -100,7 +101,7 @@ class SrtpSocket:
                 if isinstance(exc, BlockingIOError):
                     raise
                 log.warning("UDP segmentation offload refused (%s): one datagram per packet", exc)
-                self.segmenting = False
+                SrtpSocket.segmenting = False
         start = 0
         for end in ends:
             self.sock.sendto(view[start:end], self.addr)
