@@ -50,6 +50,9 @@ class Publishing:
         self.feeds: dict[str, Feed] = {}
         self.feed_grace = settings.whep_grace
         self._feed_timers: dict[str, asyncio.TimerHandle] = {}
+        # While a feed waits out its grace, its stream's znode is watched: a stream deleted
+        # (and perhaps created again) must not keep old viewers frozen on it until then.
+        self._feed_watches: dict[str, DataWatch] = {}
 
     def relay(self, stream: str) -> StreamRelay | None:
         return self.relays.get(stream)
@@ -82,9 +85,7 @@ class Publishing:
     def take_feed(self, stream: str) -> Feed:
         """The stream's WHEP feed for a new publish session: the one its viewers still hold
         if the last publisher left less than `feed_grace` ago, else a new one."""
-        timer = self._feed_timers.pop(stream, None)
-        if timer is not None:
-            timer.cancel()
+        self._end_grace(stream)
         feed = self.feeds.get(stream)
         if feed is None or feed.ended:
             feed = self.feeds[stream] = Feed(stream)
@@ -100,11 +101,25 @@ class Publishing:
             return
         loop = asyncio.get_running_loop()
         self._feed_timers[stream] = loop.call_later(self.feed_grace, self._expire_feed, stream)
+        self._feed_watches[stream] = self.zk.watch_data(
+            self.paths.stream(stream), lambda data: self._stream_changed(stream, data)
+        )
 
-    def _expire_feed(self, stream: str) -> None:
+    def _stream_changed(self, stream: str, data: bytes | None) -> None:
+        if data is None:
+            stream_logger(log, stream).info("stream deleted: its WHEP viewers are ended now")
+            self._expire_feed(stream)
+
+    def _end_grace(self, stream: str) -> None:
         timer = self._feed_timers.pop(stream, None)
         if timer is not None:
             timer.cancel()
+        watch = self._feed_watches.pop(stream, None)
+        if watch is not None:
+            watch.cancel()
+
+    def _expire_feed(self, stream: str) -> None:
+        self._end_grace(stream)
         feed = self.feeds.pop(stream, None)
         if feed is not None:
             feed.close()
