@@ -162,7 +162,12 @@ class RtpOut:
             self._wire = None
 
     def _connect(self) -> Wire | None:
-        wire = self.open_wire()
+        try:
+            wire = self.open_wire()
+        except Exception:  # this viewer's connection is unusable; the feed goes on
+            log.exception("%s RTP to a viewer could not start", self.kind)
+            self.closed = True
+            return None
         if wire is None or not wire.alive():
             return None
         self._wire = wire

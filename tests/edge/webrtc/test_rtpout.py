@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiortc.rtp import RtpPacket, unwrap_rtx
 
+from edge.playback.webrtc.rtpout import RtpOut
 from tests.edge.webrtc.wire import RTX_SSRC, SSRC, Sink, out_to, send
 
 
@@ -109,3 +110,12 @@ def test_a_failing_viewer_stops_and_a_dead_connection_stops_sending() -> None:
     gone.alive = False
     send(dead, [b"b"], 960, False, ntp=0)
     assert dead.closed and gone.payloads() == [b"a"]
+
+
+def test_a_connection_that_cannot_be_opened_stops_that_viewer_only() -> None:
+    def broken() -> None:
+        raise AttributeError("no nominated pair")
+
+    out = RtpOut("audio", broken, [].append)  # type: ignore[arg-type]
+    out.send([b"a"], [(0, 1)], 0, False, 0)
+    assert out.closed
