@@ -52,6 +52,10 @@ _KINDS = {FEED_VIDEO: "video", FEED_AUDIO: "audio"}
 # that follow it arrive in a burst no longer than this window.
 LIVE_WINDOW_US = 1_000_000
 _LAG_SMOOTHING = 0.1
+# A viewer connecting mid-GOP gets the frames since the last keyframe at once if that keyframe
+# is at most this old (a short burst its jitter buffer absorbs); else it waits for a new IDR.
+CATCH_UP_SECONDS = 1.0
+_CATCH_UP_FRAMES = 60
 
 
 @dataclass(eq=False)
@@ -87,6 +91,9 @@ class Feed:
         self.viewers: set[Viewer] = set()
         self.taps: set[FeedTap] = set()  # other edges serving this stream's WHEP (tap.py)
         self.cuts = 0  # access units cut into RTP payloads (once each, for every viewer)
+        # The current GOP's video frames as sent, from its keyframe (payloads, runs, timestamp).
+        self._gop: list[tuple[list[bytes], list[tuple[int, int]], int]] = []
+        self._gop_at = 0.0
         self.timeline = Timeline()
         self.packets_in = 0
         self.log = stream_logger(log, stream)
@@ -117,6 +124,7 @@ class Feed:
         if epoch <= self.timeline.epoch:
             return
         self.timeline.switch(epoch)
+        self._gop = []
         self._source_since = self.clock()
         self.skipped_behind = 0
         self._anchor_us = None
@@ -193,6 +201,23 @@ class Feed:
             out = viewer.video if video else viewer.audio
             if out is not None:
                 out.send(payloads, batches, timestamp, key, ntp)
+        if video:
+            if key:
+                self._gop = [(payloads, batches, timestamp)]
+                self._gop_at = self.clock()
+            elif self._gop and len(self._gop) < _CATCH_UP_FRAMES:
+                self._gop.append((payloads, batches, timestamp))
+            else:
+                self._gop = []
+
+    def _catch_up(self, out: RtpOut) -> None:
+        """A viewer's video just connected: the current GOP so far, if it began recently."""
+        if not self._gop or self.clock() - self._gop_at > CATCH_UP_SECONDS:
+            return
+        now = time.time() + _NTP_UNIX
+        ntp = (int(now) << 32) | int((now % 1.0) * (1 << 32))
+        for i, (payloads, batches, timestamp) in enumerate(self._gop):
+            out.send(payloads, batches, timestamp, i == 0, ntp)
 
     def _admit(self, pkt: MediaPacket, video: bool) -> bool:
         """Whether a packet of the current source may go to viewers (see "Catching up")."""
@@ -219,6 +244,8 @@ class Feed:
 
     # viewer side
     def add_viewer(self, viewer: Viewer) -> None:
+        if viewer.video is not None:
+            viewer.video.catch_up = self._catch_up
         self.viewers.add(viewer)
         self.request_keyframe("new viewer")
 

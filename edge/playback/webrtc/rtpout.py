@@ -65,6 +65,9 @@ class RtpOut:
         self.octets = 0
         self.skips = 0
         self.closed = False
+        # Set by the feed for video: called once connected, to send what it still has of the
+        # current GOP (from its keyframe) rather than wait for the next one.
+        self.catch_up: Callable[[RtpOut], None] | None = None
         self._wire: Wire | None = None
         self._connected_mid_gop = False
         self._seq = secrets.randbelow(1 << 16)
@@ -89,7 +92,8 @@ class RtpOut:
         if self.waiting_key:
             if not keyframe:
                 if self._connected_mid_gop:
-                    # The IDR asked for when the viewer joined went by during ICE and DTLS.
+                    # The GOP was too old to catch up on, or the IDR asked for when the viewer
+                    # joined went by during ICE and DTLS.
                     self._connected_mid_gop = False
                     self.ask_key("viewer connected")
                 return
@@ -171,5 +175,7 @@ class RtpOut:
         if wire is None or not wire.alive():
             return None
         self._wire = wire
-        self._connected_mid_gop = self.video
+        if self.video and self.catch_up is not None:
+            self.catch_up(self)
+        self._connected_mid_gop = self.waiting_key
         return wire

@@ -91,7 +91,7 @@ async def test_slow_viewer_skips_to_the_next_keyframe_without_holding_others() -
     assert slow.frames() == [b"v0", b"v11"]
 
 
-async def test_a_viewer_not_connected_yet_gets_nothing_and_asks_once_it_is() -> None:
+async def test_a_viewer_connecting_mid_gop_catches_up_from_a_recent_keyframe() -> None:
     now = [0.0]
     feed, up = _feed(now, keyreq_interval=0.0)
     viewer = Watcher(feed, connected=False)  # still in ICE/DTLS
@@ -100,11 +100,27 @@ async def test_a_viewer_not_connected_yet_gets_nothing_and_asks_once_it_is() -> 
     for i in range(1, 5):
         feed.packet(1, _video(i))
     assert not viewer.frames() and up.keyreqs == asked
+    now[0] += 0.4
     viewer.video_sink.connected = True
-    feed.packet(1, _video(5))  # connected between keyframes: the one it asked for went by
-    assert up.keyreqs == asked + 1
-    feed.packet(1, _video(6, key=True))
-    assert viewer.frames() == [b"v6"]
+    feed.packet(1, _video(5))  # connected between keyframes: the GOP so far, then this frame
+    assert viewer.frames() == [b"v%d" % i for i in range(6)] and up.keyreqs == asked
+    seqs = [p.seq for p in viewer.video_sink.packets]
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(6)]
+
+
+async def test_a_viewer_connecting_long_after_the_keyframe_asks_for_a_new_one() -> None:
+    now = [0.0]
+    feed, up = _feed(now, keyreq_interval=0.0)
+    viewer = Watcher(feed, connected=False)
+    feed.packet(1, _video(0, key=True))
+    feed.packet(1, _video(1))
+    asked = up.keyreqs
+    now[0] += 1.5  # a replay from that keyframe would be a burst of 1.5 s
+    viewer.video_sink.connected = True
+    feed.packet(1, _video(2))
+    assert not viewer.frames() and up.keyreqs == asked + 1
+    feed.packet(1, _video(3, key=True))
+    assert viewer.frames() == [b"v3"]
 
 
 async def test_keyreqs_are_coalesced_and_a_late_one_is_sent_when_its_turn_comes() -> None:
