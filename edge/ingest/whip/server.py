@@ -27,6 +27,11 @@ from edge.relay.publish import Publishing
 log = logging.getLogger(__name__)
 
 
+# How long a WHIP session must have sent nothing before a new one with the key replaces it: many
+# frame intervals, and well under the idle timeout that would end it anyway.
+TAKEOVER_SILENCE = 1.0
+
+
 class WhipIngest:
     """Every WHIP session of this edge, by session id; `stop` ends them all."""
 
@@ -44,7 +49,7 @@ class WhipIngest:
         await registry.record(stream)  # unknown stream: 404 (WHIP clients show the status)
         await registry.check_key(stream, key)
         if stream in self.publishing.sessions:
-            raise Conflict(f"stream {stream} is already being published")
+            await self._take_over(stream)
         pc = RTCPeerConnection(configuration(self.settings.stun_list))
         try:
             return await self._negotiate(pc, stream, key, offer, peer)
@@ -81,6 +86,17 @@ class WhipIngest:
         session.start()
         publish.log.info("WHIP %s from %s: %s", session.id, peer, _codecs(offer))
         return session
+
+    async def _take_over(self, stream: str) -> None:
+        """The stream is being published: 409, unless it is a WHIP session gone silent.
+
+        A publisher that reconnects (OBS after a network drop, a reloaded browser tab) holds the
+        key, and its old session sends nothing any more but would hold the stream until its idle
+        timeout. A session that still sends media is a second publisher, and is refused."""
+        old = next((s for s in self.sessions.values() if s.stream == stream), None)
+        if old is None or old.silent_for() < TAKEOVER_SILENCE:
+            raise Conflict(f"stream {stream} is already being published")
+        await old.close(f"replaced by a new WHIP session after {old.silent_for():.1f} s of silence")
 
     def get(self, stream: str, session_id: str) -> WhipSession:
         session = self.sessions.get(session_id)

@@ -66,6 +66,10 @@ class WhipSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closers: set[asyncio.Task[None]] = set()  # kept apart: close() cancels _tasks
 
+    def silent_for(self) -> float:
+        """Seconds since the last media packet (or since the session began, before any)."""
+        return time.monotonic() - self._last_media
+
     def start(self) -> None:
         self.publish.keyframe_source = self.request_keyframe
         for t in self.tracks:

@@ -15,6 +15,7 @@ from edge.ingest.whip.packets import AUDIO_TRACK, VIDEO_TRACK, nal_types
 from tests.conftest import await_for
 from tests.edge.whip.conftest import Edge
 from tests.edge.whip.rtc import sender
+from tests.edge.whip.sdp import OBS
 from zoocast.harness import timecode
 from zoocast.harness.frames import luma
 from zoocast.harness.rtc_tracks import PatternTrack, ToneTrack
@@ -136,3 +137,38 @@ async def test_a_killed_publisher_is_ended_by_the_idle_timeout(edge: Edge) -> No
     await await_for(lambda: relay.ended, "the publish to end", 20)
     assert time.monotonic() - killed < 15.0, "the idle timeout (2 s), not ICE consent (30 s)"
     assert not edge.publishing.sessions and not edge.ingest.sessions
+
+
+async def test_a_publisher_reconnecting_replaces_its_silent_session_and_a_live_one_gets_409(
+    edge: Edge,
+) -> None:
+    key = await edge.registry.create("cam", "tiny")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "zoocast.cli", "publish-test", "cam", "--whip", edge.url("/"),
+        "--key", key, "--size", "160x90", "--fps", "15",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        relay = await await_for(lambda: edge.publishing.relay("cam"), "the publish", 20)
+        await await_for(lambda: relay.packets_in > 20, "media at the relay", 15)
+        [old] = edge.ingest.sessions.values()
+        # While it sends, another publisher with the key is a second publisher.
+        headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {key}"}
+        second = await edge.client.post("/whip/cam", data=OBS.encode(), headers=headers)
+        assert second.status == 409, await second.text()
+    finally:
+        proc.kill()  # the encoder dies: no DELETE, no BYE
+        await proc.wait()
+    await await_for(lambda: old.silent_for() > 1.2, "silence from the killed publisher")
+    assert not relay.ended  # its idle timeout has not run out yet
+    stop = asyncio.Event()
+    task = _start(edge, key, stop)  # it comes back with the same key
+    try:
+        new_relay = await await_for(
+            lambda: (r := edge.publishing.relay("cam")) is not relay and r, "the new publish", 20
+        )
+        assert relay.ended and old.id not in edge.ingest.sessions
+        await await_for(lambda: new_relay.packets_in > 20, "media from the new session", 15)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
