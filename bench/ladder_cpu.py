@@ -15,11 +15,11 @@ a temp file, demuxed into media-link packets as RTMP ingest yields them.
   every 2 s and nowhere else, VBV maxrate = bufsize = 1.2x the bitrate; AAC 128k 48 kHz
   stereo; Opus 96k 20 ms from the same audio, because the worker also encodes Opus for WebRTC.
 
-What differs, by design, is only the threading. The worker decodes once, single-threaded, and
-encodes each rung in a thread of its own with x264 and swscale single-threaded (x264 threads=1,
-which also means one slice per picture and no lookahead thread); the ffmpeg CLI keeps its
-defaults: frame-threaded decoding, x264 sliced threads (threads = slices = the CPU count, 2
-here), swscale single-threaded. Both encoders' x264 settings are read back from the SEI x264
+What differs, by design, is only the threading. The worker decodes once (slice threads, idle
+on this single-slice input) and encodes each rung in a thread of its own, with x264 and swscale
+single-threaded inside it (x264 threads=1, hence one slice per picture and no lookahead
+thread); the ffmpeg CLI keeps its defaults: frame-threaded decoding, x264 sliced threads
+(threads = slices = the CPU count, 2 here), swscale single-threaded. Both encoders' x264 settings are read back from the SEI x264
 writes into the first frame of each rung and the differences printed, threading apart from
 the rest (which must say none), so the comparison is checked, not assumed.
 

@@ -31,11 +31,22 @@ FRAME_QUEUE = 16  # decoded frames are large; back-pressure reaches the decoder 
 VBV_PEAK = 1.2  # maxrate over the average bitrate
 MUX_OVERHEAD = 1.1  # fMP4 boxes and slack, for the advertised BANDWIDTH
 PIX_FMT = "yuv420p"  # what every rung encodes (H.264 4:2:0, 8 bit)
-# The renditions are the parallelism (a thread each, and codecs release the GIL), so neither
-# x264 nor swscale needs threads of its own: theirs would only add hand-offs per frame.
-# PyAV would otherwise ask for as many as there are CPUs (x264 sliced threads, swscale slices).
-X264_THREADS = 1
+# The renditions are the parallelism (a thread each, and codecs release the GIL), so x264 and
+# swscale work inside the rendition's thread. PyAV would otherwise ask for one thread per CPU
+# for each (x264 sliced threads, swscale slices): hand-offs within every frame, and threads
+# competing with the other workers on the node.
 SCALE_THREADS = 1
+# ...as long as one thread keeps real time with room to spare. x264 veryfast on one thread here:
+# 720p 8 ms a frame, 1080p about 25 ms (the VM loaded), of the 33 ms a frame at 30 fps. Above 720p60's pixel rate, or with a slower
+# preset, x264 keeps its own sliced threads (slices add no frame delay; frame threads would).
+X264_ONE_THREAD_PIXELS = 1280 * 720 * 60  # pixels a second
+X264_ONE_THREAD_PRESETS = ("ultrafast", "superfast", "veryfast")
+
+
+def x264_threads(width: int, height: int, fps: int, preset: str) -> int:
+    """x264's thread count for a rung: 1, or 0 for x264's own choice (one per CPU)."""
+    light = width * height * fps <= X264_ONE_THREAD_PIXELS
+    return 1 if light and preset in X264_ONE_THREAD_PRESETS else 0
 
 
 def open_encoder(
@@ -43,7 +54,7 @@ def open_encoder(
 ) -> VideoCodecContext:
     enc = av.CodecContext.create("libx264", "w")
     enc.width, enc.height, enc.pix_fmt = width, height, PIX_FMT
-    enc.thread_count = X264_THREADS
+    enc.thread_count = x264_threads(width, height, fps, preset)
     enc.time_base = TIME_BASE
     enc.framerate = Fraction(fps)
     enc.bit_rate = rung.video_kbps * 1000

@@ -23,7 +23,7 @@ from tests.transcoder.pipeline.media import SIZE, Media
 from transcoder.pipeline.context import Context
 from transcoder.pipeline.control import END, FAILED, Control, spawn
 from transcoder.pipeline.output import Output
-from transcoder.pipeline.rendition import Decided, Rendition
+from transcoder.pipeline.rendition import Decided, Rendition, x264_threads
 from transcoder.pipeline.video import VideoChain
 
 LOG = logging.LoggerAdapter(logging.getLogger("test.renditions"), {})
@@ -106,3 +106,12 @@ def test_a_halt_mid_stream_ends_every_thread_of_the_chain(clip: Media, ctx: Cont
     ctx.control.halt("stopped mid-stream")
     assert chain.join(JOIN) == []
     assert not any(t.is_alive() for t in chain.threads)
+
+
+def test_x264_stays_in_the_rendition_thread_while_one_thread_keeps_real_time() -> None:
+    assert x264_threads(1280, 720, 30, "veryfast") == 1
+    assert x264_threads(640, 360, 30, "ultrafast") == 1
+    assert x264_threads(1280, 720, 60, "veryfast") == 1
+    # Beyond that x264 picks its own sliced threads, as it did before.
+    assert x264_threads(1920, 1080, 30, "veryfast") == 0
+    assert x264_threads(640, 360, 30, "medium") == 0
