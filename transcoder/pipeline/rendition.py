@@ -136,7 +136,8 @@ class Rendition:
         The shared frame is read-only here: other rendition threads read it meanwhile. So it
         is not even handed to `reformat` when there is nothing to do (a no-op reformat still
         writes and restores its colour fields), and an extra IDR on it needs a private copy
-        (rare: keyframe requests are rate-limited).
+        (rare: keyframe requests are rate-limited). A rung that scales cannot avoid PyAV's
+        write-and-restore of those fields around swscale; they are metadata, not pixels.
         """
         if (src.width, src.height, src.format.name) == (self.width, self.height, PIX_FMT):
             if not force:
