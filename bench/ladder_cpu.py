@@ -15,10 +15,16 @@ a temp file, demuxed into media-link packets as RTMP ingest yields them.
   every 2 s and nowhere else, VBV maxrate = bufsize = 1.2x the bitrate; AAC 128k 48 kHz
   stereo; Opus 96k 20 ms from the same audio, because the worker also encodes Opus for WebRTC.
 
+What differs, by design, is only the threading. The worker decodes once (slice threads, idle
+on this single-slice input) and encodes each rung in a thread of its own, with x264 and swscale
+single-threaded inside it (x264 threads=1, hence one slice per picture and no lookahead
+thread); the ffmpeg CLI keeps its defaults: frame-threaded decoding, x264 sliced threads
+(threads = slices = the CPU count, 2 here), swscale single-threaded. Both encoders' x264 settings are read back from the SEI x264
+writes into the first frame of each rung and the differences printed, threading apart from
+the rest (which must say none), so the comparison is checked, not assumed.
+
 CPU-seconds are user + system time of each process (`os.wait4`), from which the ratio
-worker/ffmpeg. Both encoders' x264 settings are read back from the SEI x264 writes into the
-first frame of each rung, and the differences printed, so the comparison is checked, not
-assumed. Not counted: Redis' own CPU for the worker's writes (ffmpeg's file writes are in its
+worker/ffmpeg. Not counted: Redis' own CPU for the worker's writes (ffmpeg's file writes are in its
 system time), and the stand-in edge.
 
     .venv/bin/python -m bench.ladder_cpu [--seconds 20] [--runs 1]
@@ -303,6 +309,8 @@ def run_ffmpeg(cmd: list[str]) -> tuple[float, float]:
     return usage.ru_utime + usage.ru_stime, time.monotonic() - t0
 
 
+# How x264 spreads its work, not what it encodes: the one thing the two sides may do differently.
+THREADING = {"threads", "lookahead_threads", "sliced_threads", "slices"}
 X264_SEI = re.compile(rb"x264 - core (\d+)[^\x00]*? - options: ([^\x00]*)")
 
 
@@ -322,10 +330,14 @@ def compare(name: str, ours: bytes, theirs: bytes) -> None:
         return
     diff = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
     same = "same" if core_a == core_b else "different"
-    text = ", ".join(f"{k} {x}/{y}" for k, (x, y) in diff.items()) or "none"
+
+    def text(keys: set[str]) -> str:
+        return ", ".join(f"{k} {x}/{y}" for k, (x, y) in diff.items() if k in keys) or "none"
+
     print(
         f"  {name}: x264 core {core_a}/{core_b} ({same} build); options that differ "
-        f"(worker/ffmpeg): {text}"
+        f"(worker/ffmpeg): threading: {text(THREADING)}; "
+        f"encoding: {text(set(diff) - THREADING)}"
     )
 
 

@@ -23,7 +23,7 @@ from cluster.hot.model import RenditionInfo
 from cluster.medialink.frames import CodecConfig, MediaPacket
 from transcoder.pipeline import fmp4
 from transcoder.pipeline.context import AUDIO, MICROS, Context
-from transcoder.pipeline.control import POLL, End, spawn
+from transcoder.pipeline.control import POLL, End, join_all, spawn
 from transcoder.pipeline.opus import OpusFeed
 from transcoder.pipeline.segments import Mark, Segmenter
 from transcoder.pipeline.timing import US, AudioClock, Grid
@@ -99,6 +99,10 @@ class AudioChain:
 
     def start(self) -> None:
         self.threads.append(spawn("audio", self.ctx.control, self.ctx.log, self._run))
+
+    def join(self, timeout: float) -> list[str]:
+        """After END or a halt; returns the names of the threads still running."""
+        return join_all(self.threads, timeout)
 
     def _run(self) -> None:
         stopped = self.ctx.control.stopped

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -104,3 +105,14 @@ def spawn(
     thread = threading.Thread(target=main, name=name, daemon=True)
     thread.start()
     return thread
+
+
+def join_all(threads: list[threading.Thread], timeout: float) -> list[str]:
+    """Join `threads` within `timeout` seconds in all; the names of those still running.
+
+    Bounded, because a thread can only notice a halt between two codec calls.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in threads if t.is_alive()]

@@ -84,7 +84,11 @@ class Feed:
                 if not self._queue:
                     self._cond.wait(POLL)
                     continue
-                data = self._queue.popleft()
+                # Whatever is queued goes in one write: a burst (a GOP replay, an edge that was
+                # slow for a moment) costs one syscall rather than one per frame, and nothing
+                # waits for more to come.
+                data = b"".join(self._queue)
+                self._queue.clear()
             try:
                 self._send(data)
             except OSError:

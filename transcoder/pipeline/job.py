@@ -46,6 +46,9 @@ from transcoder.pipeline.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT = 5.0  # after EOS, how long queued media may take to come out
+# Once halted, how long the pipeline's threads get to end: each notices the halt within POLL,
+# or after the codec call it is in (a frame's worth of work).
+JOIN_TIMEOUT = 2.0
 REDIS_TIMEOUT = 2.0
 
 
@@ -163,6 +166,10 @@ def _run(
     pipeline = Pipeline(ctx)
     pipeline.read(link)
     _wait(control, signals, pipeline)
+    stuck = pipeline.join(JOIN_TIMEOUT)
+    if stuck:
+        # Daemons: the process exit takes them (run_worker leaves with os._exit).
+        slog.warning("threads still running at exit: %s", ", ".join(stuck))
     return _stopped(control, slog)
 
 

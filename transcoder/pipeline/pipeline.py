@@ -14,7 +14,7 @@ from cluster.errors import ZoocastError
 from cluster.medialink.frames import CodecConfig, Kind, MediaPacket
 from transcoder.pipeline.audio import AudioChain
 from transcoder.pipeline.context import AUDIO, Context
-from transcoder.pipeline.control import END, FAILED, spawn
+from transcoder.pipeline.control import END, FAILED, join_all, spawn
 from transcoder.pipeline.link import Link
 from transcoder.pipeline.video import VideoChain
 
@@ -25,6 +25,7 @@ class Pipeline:
         self.video: VideoChain | None = None
         self.audio: AudioChain | None = None
         self.ended = threading.Event()  # the publisher ended (EOS): finish what is queued
+        self.reader: threading.Thread | None = None
 
     def codec(self, cfg: CodecConfig) -> None:
         ctx = self.ctx
@@ -64,9 +65,19 @@ class Pipeline:
         encoding = any(t.is_alive() for c in chains for t in c.threads)
         return encoding or not self.ctx.output.idle()
 
-    def read(self, link: Link) -> threading.Thread:
+    def read(self, link: Link) -> None:
         """Start the reader thread: it turns link frames into calls on this pipeline."""
-        return spawn("link", self.ctx.control, self.ctx.log, lambda: self._read(link))
+        self.reader = spawn("link", self.ctx.control, self.ctx.log, lambda: self._read(link))
+
+    def join(self, timeout: float) -> list[str]:
+        """Once halted: wait for the reader first (it is the one that starts the chains), then
+        for every chain's threads; returns the names of those still running at the deadline."""
+        deadline = time.monotonic() + timeout
+        stuck = join_all([self.reader] if self.reader else [], timeout)
+        for chain in (self.video, self.audio):
+            if chain is not None:
+                stuck += chain.join(max(0.0, deadline - time.monotonic()))
+        return stuck
 
     def _read(self, link: Link) -> None:
         control = self.ctx.control

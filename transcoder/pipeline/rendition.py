@@ -30,13 +30,31 @@ TIME_BASE = Fraction(1, 90_000)  # the usual MP4 video timescale
 FRAME_QUEUE = 16  # decoded frames are large; back-pressure reaches the decoder soon
 VBV_PEAK = 1.2  # maxrate over the average bitrate
 MUX_OVERHEAD = 1.1  # fMP4 boxes and slack, for the advertised BANDWIDTH
+PIX_FMT = "yuv420p"  # what every rung encodes (H.264 4:2:0, 8 bit)
+# The renditions are the parallelism (a thread each, and codecs release the GIL), so x264 and
+# swscale work inside the rendition's thread. PyAV would otherwise ask for one thread per CPU
+# for each (x264 sliced threads, swscale slices): hand-offs within every frame, and threads
+# competing with the other workers on the node.
+SCALE_THREADS = 1
+# ...as long as one thread keeps real time with room to spare. x264 veryfast on one thread here:
+# 720p 8 ms a frame, 1080p about 25 ms (the VM loaded), of the 33 ms a frame at 30 fps. Above 720p60's pixel rate, or with a slower
+# preset, x264 keeps its own sliced threads (slices add no frame delay; frame threads would).
+X264_ONE_THREAD_PIXELS = 1280 * 720 * 60  # pixels a second
+X264_ONE_THREAD_PRESETS = ("ultrafast", "superfast", "veryfast")
+
+
+def x264_threads(width: int, height: int, fps: int, preset: str) -> int:
+    """x264's thread count for a rung: 1, or 0 for x264's own choice (one per CPU)."""
+    light = width * height * fps <= X264_ONE_THREAD_PIXELS
+    return 1 if light and preset in X264_ONE_THREAD_PRESETS else 0
 
 
 def open_encoder(
     rung: Rung, width: int, height: int, preset: str, fps: int, webrtc: bool = False
 ) -> VideoCodecContext:
     enc = av.CodecContext.create("libx264", "w")
-    enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
+    enc.width, enc.height, enc.pix_fmt = width, height, PIX_FMT
+    enc.thread_count = x264_threads(width, height, fps, preset)
     enc.time_base = TIME_BASE
     enc.framerate = Fraction(fps)
     enc.bit_rate = rung.video_kbps * 1000
@@ -68,11 +86,6 @@ class Decided:
     frame: VideoFrame
     key: bool
     wall: float
-
-
-def private_copy(frame: VideoFrame) -> VideoFrame:
-    """A copy this thread may change (its picture type) while others read the original."""
-    return VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
 
 
 class Rendition:
@@ -107,17 +120,7 @@ class Rendition:
             force = False
             if self.feed is not None and src.pts is not None:
                 force = self.feed.frame(src.pts, item.t_us, item.key)
-            frame = scaler.reformat(
-                src, self.width, self.height, "yuv420p", interpolation=Interpolation.BICUBIC
-            )
-            # reformat hands back the shared frame when nothing changes, and the other
-            # renditions read its picture type: an extra IDR needs a frame of our own.
-            if frame is src and force:
-                frame = private_copy(src)
-            if frame is not src:
-                frame.pts, frame.time_base, frame.pict_type = src.pts, src.time_base, src.pict_type
-                if force:
-                    frame.pict_type = PictureType.I
+            frame = self._picture(scaler, src, force)
             if item.key and src.pts is not None:
                 self.marks[src.pts] = Mark(item.t_us, item.wall)
             for packet in encoder.encode(frame):
@@ -125,6 +128,33 @@ class Rendition:
                 if control.stopped.is_set():
                     return
         # On END or a halt the segment in progress is dropped: it has no end yet.
+
+    def _picture(self, scaler: VideoReformatter, src: VideoFrame, force: bool) -> VideoFrame:
+        """The frame this rendition encodes: the shared decoded frame itself when it already
+        has the rung's size and format, else a scaled frame of its own.
+
+        The shared frame is read-only here: other rendition threads read it meanwhile. So it
+        is not even handed to `reformat` when there is nothing to do (a no-op reformat still
+        writes and restores its colour fields), and an extra IDR on it needs a private copy
+        (rare: keyframe requests are rate-limited). A rung that scales cannot avoid PyAV's
+        write-and-restore of those fields around swscale; they are metadata, not pixels.
+        """
+        if (src.width, src.height, src.format.name) == (self.width, self.height, PIX_FMT):
+            if not force:
+                return src  # its picture type is already the grid's (VideoChain sets it)
+            frame = VideoFrame.from_ndarray(src.to_ndarray(), format=PIX_FMT)
+        else:
+            frame = scaler.reformat(
+                src,
+                self.width,
+                self.height,
+                PIX_FMT,
+                interpolation=Interpolation.BICUBIC,
+                threads=SCALE_THREADS,
+            )
+        frame.pts, frame.time_base = src.pts, src.time_base
+        frame.pict_type = PictureType.I if force else src.pict_type
+        return frame
 
     def _packet(self, packet: av.Packet[Any]) -> None:
         if packet.pts is None or packet.dts is None:

@@ -17,12 +17,16 @@ from av.video.frame import PictureType, VideoFrame
 
 from cluster.medialink.frames import CodecConfig, MediaPacket
 from transcoder.pipeline.context import MICROS, Context
-from transcoder.pipeline.control import END, End, spawn
+from transcoder.pipeline.control import END, End, join_all, spawn
 from transcoder.pipeline.rendition import TIME_BASE, Decided, Rendition
 from transcoder.pipeline.timing import Decimator, Grid, to_ticks
 
 PACKET_QUEUE = 2048  # a GOP replay of many seconds arrives in one burst
 DECODE_ERRORS_LOGGED = 5
+# Slice threads only (PyAV's default, kept on purpose): they add no delay, cost nothing measurable
+# on the single-slice pictures encoders usually send, and help a big multi-slice source. Frame
+# threads would hold frames back (latency, and frames left in the decoder at EOS).
+DECODE_THREAD_TYPE = "SLICE"
 
 VideoIn = CodecConfig | MediaPacket | End
 
@@ -33,6 +37,7 @@ class VideoChain:
         self.track = track
         self.queue: queue.Queue[VideoIn] = queue.Queue(PACKET_QUEUE)
         self.renditions: list[Rendition] = []
+        # The decode thread first, then one per rendition, which only the decode thread starts.
         self.threads: list[threading.Thread] = []
         self._decoder: VideoCodecContext | None = None
         self._config: CodecConfig | None = None
@@ -45,6 +50,13 @@ class VideoChain:
 
     def start(self) -> None:
         self.threads.append(spawn("video-decode", self.ctx.control, self.ctx.log, self._run))
+
+    def join(self, timeout: float) -> list[str]:
+        """After END or a halt: wait for the decode thread, then for the rendition threads
+        (none can be added once it ended); returns the names of those still running."""
+        deadline = time.monotonic() + timeout
+        stuck = join_all(self.threads[:1], timeout)
+        return stuck + join_all(self.threads[1:], max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         control = self.ctx.control
@@ -68,6 +80,7 @@ class VideoChain:
         if cfg.extradata:
             # AVCC from RTMP/MP4 needs the avcC record; Annex-B carries SPS/PPS in band.
             decoder.extradata = cfg.extradata
+        decoder.thread_type = DECODE_THREAD_TYPE
         self._decoder = decoder
 
     def _decode(self, decoder: VideoCodecContext, pkt: MediaPacket) -> None:
@@ -103,7 +116,8 @@ class VideoChain:
         key = grid.starts_segment(self._prev_us, t_us)
         self._prev_us = t_us
         # Decoded frames carry the source's picture type and libx264 obeys it: an I here would
-        # make every source keyframe an IDR in every rendition. Only our grid decides.
+        # make every source keyframe an IDR in every rendition. Only our grid decides. These are
+        # the last writes to the frame: from here on rendition threads share it, read-only.
         frame.pict_type = PictureType.I if key else PictureType.NONE
         frame.pts, frame.time_base = to_ticks(t_us, TIME_BASE.denominator), TIME_BASE
         decided = Decided(t_us, frame, key, ctx.clock.wall(t_us, time.time()))
