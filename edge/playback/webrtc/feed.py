@@ -91,8 +91,9 @@ class Feed:
         self.viewers: set[Viewer] = set()
         self.taps: set[FeedTap] = set()  # other edges serving this stream's WHEP (tap.py)
         self.cuts = 0  # access units cut into RTP payloads (once each, for every viewer)
-        # The current GOP's video frames as sent, from its keyframe (payloads, runs, timestamp).
-        self._gop: list[tuple[list[bytes], list[tuple[int, int]], int]] = []
+        # The current GOP's video frames as sent, from its keyframe (payloads, runs, timestamp,
+        # octets).
+        self._gop: list[tuple[list[bytes], list[tuple[int, int]], int, int]] = []
         self._gop_at = 0.0
         self.timeline = Timeline()
         self.packets_in = 0
@@ -197,16 +198,17 @@ class Feed:
         now = time.time() + _NTP_UNIX
         ntp = (int(now) << 32) | int((now % 1.0) * (1 << 32))
         key = pkt.keyframe
+        octets = len(pkt.data) if not video else sum(map(len, payloads))
         for viewer in self.viewers:
             out = viewer.video if video else viewer.audio
             if out is not None:
-                out.send(payloads, batches, timestamp, key, ntp)
+                out.send(payloads, batches, timestamp, key, ntp, octets)
         if video:
             if key:
-                self._gop = [(payloads, batches, timestamp)]
+                self._gop = [(payloads, batches, timestamp, octets)]
                 self._gop_at = self.clock()
             elif self._gop and len(self._gop) < _CATCH_UP_FRAMES:
-                self._gop.append((payloads, batches, timestamp))
+                self._gop.append((payloads, batches, timestamp, octets))
             else:
                 self._gop = []
 
@@ -216,8 +218,8 @@ class Feed:
             return
         now = time.time() + _NTP_UNIX
         ntp = (int(now) << 32) | int((now % 1.0) * (1 << 32))
-        for i, (payloads, batches, timestamp) in enumerate(self._gop):
-            out.send(payloads, batches, timestamp, i == 0, ntp)
+        for i, (payloads, batches, timestamp, octets) in enumerate(self._gop):
+            out.send(payloads, batches, timestamp, i == 0, ntp, octets)
 
     def _admit(self, pkt: MediaPacket, video: bool) -> bool:
         """Whether a packet of the current source may go to viewers (see "Catching up")."""

@@ -83,9 +83,12 @@ class RtpOut:
         timestamp: int,
         keyframe: bool,
         ntp: int,
+        octets: int,
     ) -> None:
-        """One frame, cut into `payloads`, at `timestamp` in the RTP clock of this kind; `runs`
-        are the [start, end) batches the wire may send together (packetize.runs)."""
+        """One frame, cut into `payloads` (`octets` bytes in all), at `timestamp` in the RTP
+        clock of this kind; `runs` are the [start, end) batches the wire may send together
+        (packetize.runs). A connection that went away shows as a socket error, or ends the
+        session first (whep.py)."""
         wire = self._wire
         if wire is None and (self.closed or (wire := self._connect()) is None):
             return  # ICE and DTLS not done yet
@@ -99,9 +102,6 @@ class RtpOut:
                 return
             self.waiting_key = False
             self._connected_mid_gop = False
-        if not wire.alive():
-            self.close()  # the session ends too (whep.py), by the connection's state change
-            return
         ts = (self._ts_origin + timestamp) & 0xFFFFFFFF
         seq, first, pt, tail = self._seq, wire.first_byte, wire.payload_type, wire.tail
         pack, out, history = _HEADER.pack, wire.send, self._history
@@ -133,8 +133,9 @@ class RtpOut:
         self._seq = seq
         self.frames += 1
         self.packets += len(payloads)
-        self.octets += sum(map(len, payloads))
-        wire.sent(ts, ntp, self.packets, self.octets)
+        self.octets += octets
+        if not self.frames & 7:  # the sender reports every second or so: fresh enough
+            wire.sent(ts, ntp, self.packets, self.octets)
 
     def retransmit(self, seq: int) -> None:
         """A NACKed packet again, as RTX (RFC 4588). Without RTX there is nothing to do: libsrtp

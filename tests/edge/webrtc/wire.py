@@ -81,4 +81,4 @@ def out_to(
 
 def send(out: RtpOut, payloads: list[bytes], timestamp: int, key: bool, ntp: int = 0) -> None:
     """One frame, batched as the feed batches it."""
-    out.send(payloads, runs(payloads), timestamp, key, ntp)
+    out.send(payloads, runs(payloads), timestamp, key, ntp, sum(map(len, payloads)))
