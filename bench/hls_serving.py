@@ -47,7 +47,15 @@ from pathlib import Path
 
 import redis
 
-from bench.hls_fixture import STREAM, Writer, cpu_seconds, start_edge, wait_http
+from bench.hls_fixture import (
+    LOOPS,
+    SERVERS,
+    STREAM,
+    Writer,
+    cpu_seconds,
+    start_edge,
+    wait_http,
+)
 from zoocast.local.servers import RedisServer, free_port
 
 SERVER_CORE, CLIENT_CORE = 0, 1
@@ -169,6 +177,13 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=50)
     p.add_argument("--rounds", type=int, default=3, help="rounds of the three servers per workload")
     p.add_argument("--profile", type=Path, help="record the edge with py-spy into this dir")
+    p.add_argument(
+        "--edge-server",
+        choices=SERVERS,
+        default="fast",
+        help="fast: as `zoocast edge` serves (HLS fast path before aiohttp); aiohttp: aiohttp alone",
+    )
+    p.add_argument("--edge-loop", choices=LOOPS, default="uvloop", help="the edge's event loop")
     args = p.parse_args()
     if missing := missing_tools():
         print("hls_serving needs " + ", ".join(missing) + ": `apt-get install nginx wrk`; "
@@ -191,7 +206,9 @@ def main() -> int:
         seg_msn = msn - 2
 
         edge_port, nginx_port = free_port(), free_port()
-        edge = start_edge(store.url, edge_port, SERVER_CORE)
+        edge = start_edge(
+            store.url, edge_port, SERVER_CORE, server=args.edge_server, loop=args.edge_loop
+        )
         base = f"http://127.0.0.1:{edge_port}/hls/{STREAM}/720p"
         paths = {"playlist": "index.m3u8", "segment": f"{seg_msn}.m4s"}
         www = root / "www" / "hls" / STREAM / "720p"
@@ -204,7 +221,8 @@ def main() -> int:
             sizes[what] = len(body)
         nginx = start_nginx(root, nginx_port)
         bare_port = free_port()
-        bare = start_edge("", bare_port, SERVER_CORE, bare_root=root / "www")
+        # asyncio's loop, as in the runs before the fast path: the same reference throughout.
+        bare = start_edge("", bare_port, SERVER_CORE, bare_root=root / "www", loop="asyncio")
         for what, path in paths.items():
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{nginx_port}/hls/{STREAM}/720p/{path}"
@@ -214,6 +232,8 @@ def main() -> int:
         print(f"stream: 720p segment {seg_msn} of {sizes['segment']} bytes, media playlist of "
               f"{sizes['playlist']} bytes ({msn - 6}..{msn - 1} + {parts} part(s), rendition "
               f"reports for 360p and audio); load average before: {os.getloadavg()[0]:.2f}")  # fmt: skip
+        print(f"edge: --edge-server {args.edge_server} --edge-loop {args.edge_loop}; bare aiohttp "
+              "on asyncio's loop")  # fmt: skip
         print(f"servers pinned to core {SERVER_CORE}, wrk -t1 -c{args.connections} "
               f"-d{args.seconds:g}s and Redis on core {CLIENT_CORE}\n")  # fmt: skip
         results: dict[str, dict[str, list[WrkResult]]] = {}
