@@ -291,7 +291,12 @@ def start_edge(
         proc.kill()
         raise RuntimeError(f"edge did not start (exit {proc.wait()})")
     if bare_root is None:
-        wait_http(f"http://127.0.0.1:{port}/healthz", 10)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", 10)
+        except Exception:
+            proc.kill()  # the caller never gets it to stop
+            proc.wait()
+            raise
     return proc
 
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import socket
+from typing import cast
 
 from aiohttp import web
 
@@ -57,8 +58,8 @@ class FastHls(asyncio.Protocol):
         self.idle = 0  # sweeps since the last bytes arrived
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):  # as aiohttp does: answers are one write each
