@@ -278,6 +278,15 @@ def main() -> int:
             "(medians of the rounds; bare: an aiohttp handler answering the same bytes from a "
             "dict, same core: what aiohttp itself allows)"
         )
+        # The spread: edge/nginx per CPU-second within each round (the servers of a round ran
+        # one after the other, so they met about the same load from the rest of the machine).
+        for what, got in results.items():
+            per_round = [
+                (e.rps * e.seconds / e.server_cpu) / (n.rps * n.seconds / n.server_cpu)
+                for e, n in zip(got["edge"], got["nginx"], strict=True)
+            ]
+            print(f"{what}: edge/nginx per server CPU-s, round by round: "
+                  + ", ".join(f"{x:.2f}x" for x in per_round))  # fmt: skip
 
         if args.profile is not None:
             args.profile.mkdir(parents=True, exist_ok=True)
