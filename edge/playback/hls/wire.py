@@ -27,18 +27,35 @@ from aiohttp.http import SERVER_SOFTWARE
 MAX_HEAD = 8190
 MAX_TARGET = 2048
 
+# One path segment as aiohttp's `{name}` matches it (`[^{}/]+`), narrowed to what ids, numbers
+# and file names use; no leading dot, so no dot segments (aiohttp reads those its own way).
+_SEG = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+# The HLS routes of routes.py, in one pattern: which alternative matched names the route.
+_ROUTE = (
+    rf"/hls/(?P<stream>{_SEG})/(?:index\.m3u8(?P<mv>)|(?P<rendition>{_SEG})/(?:"
+    rf"index\.m3u8(?P<media>)"
+    rf"|init/(?P<epoch>{_SEG})\.mp4"
+    rf"|part/(?P<pepoch>{_SEG})/(?P<pmsn>[0-9]+)\.(?P<part>[0-9]+)\.m4s"
+    rf"|(?P<msn>{_SEG})\.m4s))"
+)
+_ROUTE_RE = re.compile(_ROUTE)
+# Matched on the line decoded as latin-1 (one char per byte, so nothing outside the ASCII
+# classes below can match).
 _REQUEST_LINE = re.compile(
-    rb"(GET|HEAD) (/[A-Za-z0-9_./-]*)(?:\?([A-Za-z0-9_.=&-]*))? HTTP/1\.1\r\n"
+    r"(GET|HEAD) " + _ROUTE + r"(?:\?(?P<query>[A-Za-z0-9_.=&-]*))? HTTP/1\.1\r\n"
 )
 # Field lines as RFC 9112 has them: a token, a colon, visible characters and inner blanks. No
 # obsolete line folding, no bare CR or LF, no control characters.
 _FIELDS = re.compile(
     rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?[ \t]*\r\n){0,100}"
 )
-# The fields that change how a request must be read or answered.
+# The fields that change how a request must be read or answered (in lowercased fields, each
+# line preceded by CRLF).
+_SPECIAL_NAME = re.compile(
+    rb"\r\n(?:content-length|transfer-encoding|connection|upgrade|expect|te):"
+)
 _SPECIAL = re.compile(
-    rb"^(host|content-length|transfer-encoding|connection|upgrade|expect|te):[ \t]*(.*?)[ \t]*\r?$",
-    re.IGNORECASE | re.MULTILINE,
+    rb"\r\n(content-length|transfer-encoding|connection|upgrade|expect|te):[ \t]*([^\r]*?)[ \t]*(?=\r\n)"
 )
 
 
@@ -76,7 +93,6 @@ class Verdict(Enum):
 
 
 NEED_MORE, FOREIGN = Verdict.NEED_MORE, Verdict.FOREIGN
-_PART = re.compile(r"([0-9]+)\.([0-9]+)\.m4s")
 
 
 def parse(buf: bytes | bytearray, start: int = 0) -> Request | Verdict:
@@ -94,68 +110,60 @@ def parse(buf: bytes | bytearray, start: int = 0) -> Request | Verdict:
             return FOREIGN
         return NEED_MORE
     line_end = buf.find(b"\r\n", start) + 2
-    line = _REQUEST_LINE.fullmatch(buf, start, line_end)
-    if line is None or line_end - start > MAX_TARGET:
+    if line_end - start > MAX_TARGET:
         return FOREIGN
+    line = _REQUEST_LINE.fullmatch(buf[start:line_end].decode("latin-1"))
+    if line is None:
+        return FOREIGN  # not an HLS route, or not a plain GET/HEAD over HTTP/1.1
     fields = bytes(buf[line_end : end + 2])
     if _FIELDS.fullmatch(fields) is None:
         return FOREIGN
-    keep_alive, hosts = True, 0
-    for name, value in _SPECIAL.findall(fields):
-        name, value = name.lower(), value.lower()
-        if name == b"host":
-            hosts += 1  # HTTP/1.1 needs exactly one (aiohttp answers 400 otherwise)
-        elif name == b"connection":
-            options = {v.strip() for v in value.split(b",")}
-            if options - {b"keep-alive", b"close"}:
-                return FOREIGN  # upgrade or hop-by-hop fields: aiohttp's business
-            keep_alive = keep_alive and b"close" not in options
-        elif name == b"content-length" and value == b"0":
-            continue
-        else:
-            return FOREIGN  # a body, Expect, Upgrade, TE
-    if hosts != 1:
-        return FOREIGN
-    target = route(line.group(2).decode("ascii"))
-    if target is None:
-        return FOREIGN
-    query = _query(line.group(3))
+    low = b"\r\n" + fields.lower()
+    if low.count(b"\r\nhost:") != 1:
+        return FOREIGN  # HTTP/1.1 needs exactly one Host (aiohttp answers 400 otherwise)
+    keep_alive = True
+    if _SPECIAL_NAME.search(low) is not None:
+        for name, value in _SPECIAL.findall(low):
+            if name == b"connection":
+                options = {v.strip() for v in value.split(b",")}
+                if options - {b"keep-alive", b"close"}:
+                    return FOREIGN  # upgrade or hop-by-hop fields: aiohttp's business
+                keep_alive = keep_alive and b"close" not in options
+            elif name != b"content-length" or value != b"0":
+                return FOREIGN  # a body, Expect, Upgrade, TE
+    query = _query(line.group("query"))
     if query is None:
         return FOREIGN
-    return Request(line.group(1) == b"HEAD", target, query, keep_alive, end + 4)
+    return Request(line.group(1) == "HEAD", _target(line), query, keep_alive, end + 4)
 
 
 def route(path: str) -> Target | None:
-    """The HLS route `path` names, matched as aiohttp's router does (`{name}` is `[^{}/]+`);
-    None for any other path, and for dot segments and empty segments, which aiohttp sees
-    otherwise."""
-    if "/." in path or "//" in path:
-        return None
-    seg = path.split("/")
-    n = len(seg)
-    if n < 4 or seg[1] != "hls":
-        return None
-    if n == 4:
-        return Target(Kind.MULTIVARIANT, seg[2]) if seg[3] == "index.m3u8" else None
-    stream, rendition, last = seg[2], seg[3], seg[-1]
-    if n == 5:
-        if last == "index.m3u8":
-            return Target(Kind.MEDIA, stream, rendition)
-        if last.endswith(".m4s") and len(last) > 4:
-            return Target(Kind.SEGMENT, stream, rendition, msn=last[:-4])
-        return None
-    if n == 6 and seg[4] == "init" and last.endswith(".mp4") and len(last) > 4:
-        return Target(Kind.INIT, stream, rendition, epoch=last[:-4])
-    if n == 7 and seg[4] == "part" and seg[5] and (m := _PART.fullmatch(last)):
-        return Target(Kind.PART, stream, rendition, seg[5], m.group(1), m.group(2))
-    return None
+    """The HLS route `path` names, matched as aiohttp's router matches it; None for any other
+    path (and for dot segments and empty ones, which aiohttp reads its own way)."""
+    m = _ROUTE_RE.fullmatch(path)
+    return None if m is None else _target(m)
 
 
-def _query(raw: bytes | None) -> dict[str, str] | None:
+def _target(m: re.Match[str]) -> Target:
+    stream, mv, rendition, media, epoch, pepoch, pmsn, part, msn = m.group(
+        "stream", "mv", "rendition", "media", "epoch", "pepoch", "pmsn", "part", "msn"
+    )
+    if mv is not None:
+        return Target(Kind.MULTIVARIANT, stream)
+    if media is not None:
+        return Target(Kind.MEDIA, stream, rendition)
+    if epoch is not None:
+        return Target(Kind.INIT, stream, rendition, epoch=epoch)
+    if part is not None:
+        return Target(Kind.PART, stream, rendition, pepoch, pmsn, part)
+    return Target(Kind.SEGMENT, stream, rendition, msn=msn)
+
+
+def _query(raw: str | None) -> dict[str, str] | None:
     out: dict[str, str] = {}
     if not raw:
         return out
-    for pair in raw.decode("ascii").split("&"):
+    for pair in raw.split("&"):
         if not pair:
             continue
         key, _, value = pair.partition("=")
