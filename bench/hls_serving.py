@@ -2,22 +2,25 @@
 
 A real Redis gets an LL-HLS stream written by the transcoder's own writer (bench/hls_fixture.py:
 default-ladder shape, 720p segments of about 400 KB, 0.5 s parts). The edge's HTTP app (the
-HLS routes on `cluster.ops.make_app`, aiohttp AppRunner, no access log, as `zoocast edge` runs
-it) serves it from its own process pinned to core 0. nginx (`worker_processes 1`, foreground,
+HLS routes on `cluster.ops.make_app`), served as `zoocast edge` serves it (`edge.http.serve`:
+the HLS fast path in front of aiohttp, on uvloop), runs in its own process pinned to core 0;
+`--edge-server aiohttp` and `--edge-loop asyncio` take either away, to compare. nginx (`worker_processes 1`, foreground,
 pinned to core 0, its own nginx.conf in a temp dir, sendfile, no access log) serves the very
 same bytes saved to disk: the 720p media playlist text the edge rendered, and one 720p
 segment. A third server, a bare aiohttp handler answering those bytes from a dict (same core),
-shows what aiohttp itself allows. wrk (`-t1 -c50`) runs on core 1, as does Redis.
+shows what aiohttp itself allows (on asyncio's loop, as in the runs before the fast path). wrk (`-t1 -c50`) runs on core 1, as does Redis.
 
 Two workloads, each against the three servers in the same run, one after the other, for the
 same time:
 
 - segment: `GET /hls/bench/720p/{msn}.m4s` (the edge serves it from its in-process cache
   after the first read from Redis);
-- playlist: `GET /hls/bench/720p/index.m3u8` (the edge reads Redis and renders it per request).
+- playlist: `GET /hls/bench/720p/index.m3u8` (the edge serves the rendition's shared snapshot,
+  read and rendered once; the stream holds still during the run).
 
 Printed: requests/s of each, the share of its core each server used, and the ratios edge/nginx
-of requests/s and of requests per CPU-second of the server (what one whole core would serve).
+of requests/s and of requests per CPU-second of the server (what one whole core would serve),
+medians of the rounds and then round by round (the spread).
 The goals (segment >= 0.6x, playlist >= 0.25x) are judged on the latter: on two shared cores a
 server may not get all of core 0, and nginx sending segments at 1-2 GB/s waits for wrk, whose
 receiving costs core 1 as much as sending costs nginx, so raw requests/s flatter the slower
@@ -27,6 +30,7 @@ server.
 Needs the Debian packages `nginx` and `wrk` (benchmark-only; scripts/setup does not install them).
 
     .venv/bin/python -m bench.hls_serving [--seconds 10] [--connections 50] [--rounds 3] [--profile DIR]
+        [--edge-server fast|aiohttp] [--edge-loop uvloop|asyncio]
 """
 
 from __future__ import annotations

@@ -90,6 +90,13 @@ class FastHls(asyncio.Protocol):
         self.write_paused = False
         self._serve()
 
+    @property
+    def busy(self) -> bool:
+        transport = self.transport
+        return self.task is not None or (
+            transport is not None and transport.get_write_buffer_size() > 0
+        )
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
@@ -196,10 +203,17 @@ class HlsSite(web.TCPSite):
     """A TCPSite whose connections start on the fast path (the app must have the HLS routes)."""
 
     def __init__(
-        self, runner: web.AppRunner, host: str | None, port: int, reuse_port: bool | None = None
+        self,
+        runner: web.AppRunner,
+        host: str | None,
+        port: int,
+        reuse_port: bool | None = None,
+        keepalive: float = KEEPALIVE,
+        sweep: float = SWEEP,
     ) -> None:
         super().__init__(runner, host, port, reuse_port=reuse_port)
         self._app = runner.app
+        self._keepalive, self._sweep_every = keepalive, sweep
         self._conns: set[FastHls] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -236,10 +250,13 @@ class HlsSite(web.TCPSite):
         return len(self._conns)
 
     async def _sweep(self) -> None:
-        limit = max(1, round(KEEPALIVE / SWEEP))
+        limit = max(1, round(self._keepalive / self._sweep_every))
         while True:
-            await asyncio.sleep(SWEEP)
+            await asyncio.sleep(self._sweep_every)
             for conn in list(self._conns):
+                if conn.busy:
+                    conn.idle = 0  # a held request, or a slow reader still taking an answer
+                    continue
                 conn.idle += 1
-                if conn.idle >= limit and conn.task is None:
+                if conn.idle >= limit:
                     conn.close()

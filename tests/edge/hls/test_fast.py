@@ -249,3 +249,31 @@ async def test_a_slow_reader_is_paused_not_buffered(
         answer = await _response(reader)
         assert answer.endswith(big[:100]) and len(answer) > len(big)
     writer.close()
+
+
+async def test_idle_connections_are_closed_and_held_ones_kept(
+    redis_async: redis.asyncio.Redis, redis_sync: redis.Redis
+) -> None:
+    w = Writer(redis_sync)
+    w.until(lambda: w.frame > GOP + 1)  # segment 0 done; segment 1 has no part yet
+    runner = web.AppRunner(_app(redis_async), access_log=None)
+    await runner.setup()
+    port = free_port()
+    site = HlsSite(runner, "127.0.0.1", port, keepalive=0.3, sweep=0.1)
+    await site.start()
+    try:
+        (first,) = await _exchange(port, _get(f"{BASE}/index.m3u8"), 1)
+        assert first.startswith(b"HTTP/1.1 200 OK")
+        idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
+        held_r, held_w = await asyncio.open_connection("127.0.0.1", port)
+        held_w.write(_get(f"{BASE}/index.m3u8?_HLS_msn=1&_HLS_part=0"))
+        # Held three target durations (3 s) at most: well past the keep-alive limit.
+        assert await asyncio.wait_for(idle_r.read(), 10) == b""  # closed by the sweep
+        assert site.connections == 1
+        w.until(lambda: redis_sync.llen(keys.parts(STREAM, R)) == 1)
+        answer = await _response(held_r)
+        assert answer.startswith(b"HTTP/1.1 200 OK") and b"part/1/1.0.m4s" in answer
+        idle_w.close()
+        held_w.close()
+    finally:
+        await runner.cleanup()
