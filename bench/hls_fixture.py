@@ -7,9 +7,11 @@ random bytes (the edge never looks inside them); every write goes through `Outpu
 `TrackOutput`, as in a worker, so keys, index entries, parts and pub/sub messages are the real ones.
 
 The edge runs as `python -m bench.hls_fixture edge --redis URL --port N` (pinned to a core by
-the caller): `cluster.ops.make_app` with the HLS routes, as `edge/http.py` builds it, served by
-aiohttp's AppRunner without an access log, with a Redis client made as in `edge/app.py`
-(`--pool` picks another pool, to compare).
+the caller): `cluster.ops.make_app` with the HLS routes, as `edge/http.py` builds it, served as
+`zoocast edge` serves it (`edge.http.serve`: the HLS fast path in front of aiohttp's AppRunner,
+no access log, on uvloop through `cluster.runtime.run`), with a Redis client made as in
+`edge/app.py`. To compare: `--pool` picks another pool, `--server aiohttp` serves with a plain
+aiohttp TCPSite (no fast path), `--loop asyncio` runs on asyncio's own loop.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import redis
 
 from cluster.hot import keys
 from cluster.hot.model import RenditionInfo, renditions_to_json
+from cluster.runtime import run
 from transcoder.pipeline.control import Control
 from transcoder.pipeline.output import Output, Resume, TrackOutput
 from transcoder.pipeline.segments import Mark, Segmenter
@@ -41,6 +44,8 @@ VIDEO_TICKS = 90_000 // FPS
 AUDIO_RATE, AAC_FRAME = 48_000, 1024
 PART_SECONDS = 0.5
 POOLS = ["edge", "queue", "redis-default"]  # the edge's Redis pool: see _serve_edge
+SERVERS = ["fast", "aiohttp"]  # edge.http.serve as shipped, or aiohttp's TCPSite alone
+LOOPS = ["uvloop", "asyncio"]
 LOG = logging.LoggerAdapter(logging.getLogger("bench"), {})
 
 
@@ -179,11 +184,12 @@ def raise_fd_limit() -> int:
     return hard
 
 
-async def _serve_edge(redis_url: str, port: int, window: int, pool: str) -> None:
+async def _serve_edge(redis_url: str, port: int, window: int, pool: str, server: str) -> None:
     import redis.asyncio
     from aiohttp import web
 
     from cluster.ops import METRICS, make_app
+    from edge.http import serve
     from edge.playback.hls import routes as hls
 
     if pool == "edge":
@@ -218,9 +224,12 @@ async def _serve_edge(redis_url: str, port: int, window: int, pool: str) -> None
             + len(client.connection_pool._in_use_connections),
         }
     )
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    if server == "fast":
+        runner = await serve(app, "127.0.0.1", port)
+    else:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
     print("ready", flush=True)
     try:
         await asyncio.Event().wait()
@@ -263,15 +272,18 @@ def start_edge(
     window: int = 6,
     bare_root: Path | None = None,
     pool: str = "edge",
+    server: str = "fast",
+    loop: str = "uvloop",
 ) -> subprocess.Popen[bytes]:
     """The edge HTTP app (or, with `bare_root`, the bare handler) in its own process on
     `core`; returns once it answers."""
     cmd = ["taskset", "-c", str(core), sys.executable, "-m", "bench.hls_fixture"]
     if bare_root is None:
         cmd += ["edge", "--redis", redis_url, "--port", str(port), "--window", str(window)]
-        cmd += ["--pool", pool]
+        cmd += ["--pool", pool, "--server", server]
     else:
         cmd += ["bare", "--root", str(bare_root), "--port", str(port)]
+    cmd += ["--loop", loop]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -279,7 +291,12 @@ def start_edge(
         proc.kill()
         raise RuntimeError(f"edge did not start (exit {proc.wait()})")
     if bare_root is None:
-        wait_http(f"http://127.0.0.1:{port}/healthz", 10)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", 10)
+        except Exception:
+            proc.kill()  # the caller never gets it to stop
+            proc.wait()
+            raise
     return proc
 
 
@@ -325,14 +342,18 @@ def _main() -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--window", type=int, default=6)
     p.add_argument("--pool", choices=POOLS, default="edge")
+    p.add_argument("--server", choices=SERVERS, default="fast")
+    p.add_argument("--loop", choices=LOOPS, default="uvloop")
     args = p.parse_args()
     raise_fd_limit()
     logging.basicConfig(level=logging.WARNING)
     try:
+        uvloop = args.loop == "uvloop"
         if args.role == "edge":
-            asyncio.run(_serve_edge(args.redis, args.port, args.window, args.pool))
+            main = _serve_edge(args.redis, args.port, args.window, args.pool, args.server)
+            run(main, uvloop=uvloop)
         else:
-            asyncio.run(_serve_bare(_load_files(args.root), args.port))
+            run(_serve_bare(_load_files(args.root), args.port), uvloop=uvloop)
     except KeyboardInterrupt:
         pass
     return 0

@@ -1,9 +1,12 @@
-"""Process lifetime for roles: run until SIGTERM/SIGINT, then let the role tear down in order."""
+"""Process lifetime for roles: the event loop, run until SIGTERM/SIGINT, then let the role tear
+down in order."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 
 async def wait_for_signal() -> str:
@@ -22,3 +25,15 @@ async def wait_for_signal() -> str:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def run(main: Coroutine[Any, Any, None], *, uvloop: bool = False) -> None:
+    """Run a role's main coroutine; with `uvloop`, on uvloop's event loop (the edge: its HTTP
+    serving costs markedly less CPU per request there, see docs/BENCHMARKS.md)."""
+    if not uvloop:
+        asyncio.run(main)
+        return
+    import uvloop as uv
+
+    with asyncio.Runner(loop_factory=uv.new_event_loop) as runner:
+        runner.run(main)

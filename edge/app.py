@@ -20,7 +20,7 @@ from cluster.webrtc.ice import announce_hosts
 from cluster.zk.bridge import ZkBridge
 from cluster.zk.ephemeral import EphemeralNode
 from edge.api.context import ApiContext
-from edge.http import build_http_app
+from edge.http import build_http_app, serve
 from edge.ingest.rtmp.server import RtmpServer
 from edge.ingest.whip import routes as whip
 from edge.ingest.whip.server import WhipIngest
@@ -101,9 +101,7 @@ class EdgeNode:
         app = build_http_app(ctx, self._feed)
         whip.add_routes(app, self.whip)
         app[METRICS].append(self.metrics)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, s.bind, s.http_port).start()
+        self.runner = await serve(app, s.bind, s.http_port)
         self.znode = await self.zk.ephemeral(self.paths.edge(s.node_id), bytes(self.info()))
         log.info("edge up: http %s, rtmp %d, media %s", s.http_url, s.rtmp_port, s.media_addr)
 

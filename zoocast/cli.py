@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -33,6 +32,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _run_role(role: str, settings: Settings) -> int:
     from cluster import logs
+    from cluster.runtime import run
 
     logs.setup(role, settings.node_id, settings.log_level, settings.log_json)
     if role == "coordinator":
@@ -42,7 +42,7 @@ def _run_role(role: str, settings: Settings) -> int:
     else:
         from edge.app import main as role_main
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(role_main(settings))
+        run(role_main(settings), uvloop=role == "edge")
     return 0
 
 

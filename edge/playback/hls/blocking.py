@@ -8,6 +8,7 @@ the last part) is answered 400 at once instead of being held.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cluster.errors import BadRequest
@@ -34,7 +35,7 @@ class Wanted:
     part: int | None = None
 
 
-def parse(query: dict[str, str]) -> Wanted | None:
+def parse(query: Mapping[str, str]) -> Wanted | None:
     """The blocking directives of a playlist request, validated; None for a plain request."""
     raw_msn, raw_part = query.get("_HLS_msn"), query.get("_HLS_part")
     if raw_msn is None:

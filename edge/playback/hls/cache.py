@@ -22,6 +22,14 @@ class BlobCache:
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._loading: dict[str, asyncio.Future[bytes | None]] = {}
 
+    def peek(self, key: str) -> bytes | None:
+        """The object if held, without waiting: the fast path answers a hit at once."""
+        data = self._items.get(key)
+        if data is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return data
+
     async def get(self, key: str, load: Callable[[str], Awaitable[bytes | None]]) -> bytes | None:
         data = self._items.get(key)
         if data is not None:

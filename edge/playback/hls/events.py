@@ -76,6 +76,14 @@ class Events:
         self._subscribed[channel] = time.monotonic()
         return self.generation(channel) if self._connected.is_set() else None
 
+    def current(self, channel: str) -> tuple[int, int] | None:
+        """The generation of a followed channel, without waiting (None when not followed or
+        the connection is down); marks the channel as still wanted, as `watch` does."""
+        if channel not in self._subscribed or not self._connected.is_set():
+            return None
+        self._subscribed[channel] = time.monotonic()
+        return self.generation(channel)
+
     def following(self, channel: str) -> bool:
         return channel in self._subscribed
 

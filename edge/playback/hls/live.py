@@ -21,6 +21,7 @@ from cluster.hot import keys
 from edge.playback.hls.events import Events
 from edge.playback.hls.playlist import LowLatency, Report, media
 from edge.playback.hls.view import RenditionView, positions, read
+from edge.playback.hls.wire import Reply
 
 UNWATCHED_TTL = 0.1  # seconds; the playlists say max-age=1 anyway
 MAX_SNAPSHOTS = 10_000
@@ -31,6 +32,7 @@ class Snapshot:
     view: RenditionView
     reports: list[Report]
     rendered: dict[bool, str] = field(default_factory=dict)  # skip? -> playlist text
+    replies: dict[tuple[bool, bool], Reply] = field(default_factory=dict)  # (blocked, skip)
 
     def playlist(self, rendition: str, skip: bool) -> str:
         """The media playlist text, rendered once per snapshot and variant."""
@@ -92,6 +94,19 @@ class LiveRenditions:
         if not (snap.view.entries or snap.view.open_parts) and self._entries.get(key) is entry:
             del self._entries[key]  # nothing to keep for a rendition that does not exist
         return snap
+
+    def peek(self, stream: str, rendition: str) -> Snapshot | None:
+        """The snapshot `snapshot()` would answer at once, without waiting; None when it would
+        have to read (or join a read), or the channel is not followed or the connection is down
+        (the TTL rule is then left to `snapshot`)."""
+        entry = self._entries.get((stream, rendition))
+        if entry is None or entry.generation is None or not entry.future.done():
+            return None
+        if entry.generation != self._events.current(keys.events(stream, rendition)):
+            return None
+        if entry.future.cancelled() or entry.future.exception() is not None:
+            return None
+        return entry.future.result()
 
     @staticmethod
     def _fresh(entry: _Entry, now: tuple[int, int] | None, after: tuple[int, int] | None) -> bool:
