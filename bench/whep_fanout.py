@@ -323,7 +323,10 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main() -> int:
     if sys.argv[1:2] == ["edge"]:
-        asyncio.run(edge_main(int(sys.argv[2]), int(sys.argv[3])))
+        from cluster import runtime
+
+        # On uvloop, as `zoocast edge` runs.
+        runtime.run(edge_main(int(sys.argv[2]), int(sys.argv[3])), uvloop=True)
         return 0
     if sys.argv[1:2] == ["viewers"]:
         asyncio.run(viewers_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
