@@ -281,6 +281,10 @@ async def main_async(args: argparse.Namespace) -> int:
     edge = await asyncio.create_subprocess_exec(
         *me, "edge", str(http_port), str(media_port), stdout=subprocess.PIPE
     )
+    if args.pin:
+        # The edge alone on core 0; this process (the worker) and the viewers on core 1.
+        os.sched_setaffinity(edge.pid, {0})
+        os.sched_setaffinity(0, {1})
     try:
         await wait_line(edge, "ready", 30)
         sending = asyncio.ensure_future(worker(media_port, loop, 4.0, w, h))
@@ -290,7 +294,7 @@ async def main_async(args: argparse.Namespace) -> int:
               f"edge with no viewer: {base / args.seconds * 100:.1f} % of a core")  # fmt: skip
         costs: dict[int, float] = {}
         for n in args.viewers:
-            viewers = await asyncio.create_subprocess_exec(
+            viewers = await asyncio.create_subprocess_exec(  # pinned as this process is
                 *me, "viewers", f"http://127.0.0.1:{http_port}/whep/bench", str(n),
                 str(round(args.seconds)),
                 stdout=subprocess.PIPE,
@@ -339,6 +343,7 @@ def main() -> int:
     p.add_argument("--size", default="1280x720")
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--kbps", type=int, default=1500)
+    p.add_argument("--pin", action="store_true", help="edge on core 0, worker and viewers on 1")
     return asyncio.run(main_async(p.parse_args()))
 
 
