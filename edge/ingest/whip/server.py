@@ -27,9 +27,10 @@ from edge.relay.publish import Publishing
 log = logging.getLogger(__name__)
 
 
-# How long a WHIP session must have sent nothing before a new one with the key replaces it: many
-# frame intervals, and well under the idle timeout that would end it anyway.
-TAKEOVER_SILENCE = 1.0
+# How long a WHIP session must have delivered nothing, as a share of the idle timeout that would
+# end it anyway, before a new one with the key replaces it: 3 s by default, longer than a
+# video-only publisher waits for its next keyframe after a loss (frames count once delivered).
+TAKEOVER_SHARE = 0.6
 
 
 class WhipIngest:
@@ -94,7 +95,7 @@ class WhipIngest:
         key, and its old session sends nothing any more but would hold the stream until its idle
         timeout. A session that still sends media is a second publisher, and is refused."""
         old = next((s for s in self.sessions.values() if s.stream == stream), None)
-        if old is None or old.silent_for() < TAKEOVER_SILENCE:
+        if old is None or old.silent_for() < TAKEOVER_SHARE * self.settings.whip_idle_timeout:
             raise Conflict(f"stream {stream} is already being published")
         await old.close(f"replaced by a new WHIP session after {old.silent_for():.1f} s of silence")
 

@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cluster.logs import stream_logger
 from cluster.medialink.frames import FEED_AUDIO, FEED_VIDEO, CodecConfig, MediaPacket
@@ -56,6 +57,21 @@ _LAG_SMOOTHING = 0.1
 # is at most this old (a short burst its jitter buffer absorbs); else it waits for a new IDR.
 CATCH_UP_SECONDS = 1.0
 _CATCH_UP_FRAMES = 60
+
+
+def _ntp(unix_time: float) -> int:
+    """64-bit NTP time (RFC 3550's sender reports)."""
+    t = unix_time + _NTP_UNIX
+    return (int(t) << 32) | int((t % 1.0) * (1 << 32))
+
+
+class _Cut(NamedTuple):
+    """A video frame as the feed sent it to viewers."""
+
+    payloads: list[bytes]
+    runs: list[tuple[int, int]]
+    timestamp: int  # RTP clock
+    octets: int
 
 
 @dataclass(eq=False)
@@ -91,9 +107,7 @@ class Feed:
         self.viewers: set[Viewer] = set()
         self.taps: set[FeedTap] = set()  # other edges serving this stream's WHEP (tap.py)
         self.cuts = 0  # access units cut into RTP payloads (once each, for every viewer)
-        # The current GOP's video frames as sent, from its keyframe (payloads, runs, timestamp,
-        # octets).
-        self._gop: list[tuple[list[bytes], list[tuple[int, int]], int, int]] = []
+        self._gop: list[_Cut] = []  # the current GOP's video frames as sent, from its keyframe
         self._gop_at = 0.0
         self.timeline = Timeline()
         self.packets_in = 0
@@ -179,6 +193,8 @@ class Feed:
             )
         if video and pkt.keyframe:
             self.keys.answered()
+        if video and not self.viewers:
+            self._gop = []  # frames nobody was sent: a catch-up from it would have a hole
         if not self.viewers and not self.taps:
             return  # the timeline above still advances, so a first viewer joins a continuous one
         if self.viewers:
@@ -195,8 +211,7 @@ class Feed:
         else:
             payloads, batches = [pkt.data], _ONE
         # One clock read per frame for every viewer's sender report: they are sent together.
-        now = time.time() + _NTP_UNIX
-        ntp = (int(now) << 32) | int((now % 1.0) * (1 << 32))
+        ntp = _ntp(time.time())
         key = pkt.keyframe
         octets = len(pkt.data) if not video else sum(map(len, payloads))
         for viewer in self.viewers:
@@ -205,10 +220,10 @@ class Feed:
                 out.send(payloads, batches, timestamp, key, ntp, octets)
         if video:
             if key:
-                self._gop = [(payloads, batches, timestamp, octets)]
+                self._gop = [_Cut(payloads, batches, timestamp, octets)]
                 self._gop_at = self.clock()
             elif self._gop and len(self._gop) < _CATCH_UP_FRAMES:
-                self._gop.append((payloads, batches, timestamp, octets))
+                self._gop.append(_Cut(payloads, batches, timestamp, octets))
             else:
                 self._gop = []
 
@@ -216,10 +231,13 @@ class Feed:
         """A viewer's video just connected: the current GOP so far, if it began recently."""
         if not self._gop or self.clock() - self._gop_at > CATCH_UP_SECONDS:
             return
-        now = time.time() + _NTP_UNIX
-        ntp = (int(now) << 32) | int((now % 1.0) * (1 << 32))
-        for i, (payloads, batches, timestamp, octets) in enumerate(self._gop):
-            out.send(payloads, batches, timestamp, i == 0, ntp, octets)
+        now, newest = time.time(), self._gop[-1].timestamp
+        for i, frame in enumerate(self._gop):
+            # When each frame was sent, as far as sender reports go: they map RTP time to NTP.
+            sent_at = now - (newest - frame.timestamp) / CLOCK[FEED_VIDEO]
+            out.send(
+                frame.payloads, frame.runs, frame.timestamp, i == 0, _ntp(sent_at), frame.octets
+            )
 
     def _admit(self, pkt: MediaPacket, video: bool) -> bool:
         """Whether a packet of the current source may go to viewers (see "Catching up")."""

@@ -68,6 +68,8 @@ class RtpOut:
         # Set by the feed for video: called once connected, to send what it still has of the
         # current GOP (from its keyframe) rather than wait for the next one.
         self.catch_up: Callable[[RtpOut], None] | None = None
+        # Set by the session: this viewer can get nothing more, so its session must end.
+        self.on_fail: Callable[[], None] = lambda: None
         self._wire: Wire | None = None
         self._connected_mid_gop = False
         self._seq = secrets.randbelow(1 << 16)
@@ -90,7 +92,7 @@ class RtpOut:
         (packetize.runs). A connection that went away shows as a socket error, or ends the
         session first (whep.py)."""
         wire = self._wire
-        if wire is None and (self.closed or (wire := self._connect()) is None):
+        if wire is None and (self.closed or (wire := self._connect(keyframe)) is None):
             return  # ICE and DTLS not done yet
         if self.waiting_key:
             if not keyframe:
@@ -107,10 +109,8 @@ class RtpOut:
         pack, out, history = _HEADER.pack, wire.send, self._history
         # The marker ends a video frame; audio frames are one packet each, no talkspurts.
         last = len(payloads) - 1 if self.video else -1
-        unsent = seq  # the first sequence number of the batch in hand
         try:
             for start, end in runs:
-                unsent = seq
                 batch = []
                 for i in range(start, end):
                     packet = pack(first, (0x80 if i == last else 0) | pt, seq, ts) + tail
@@ -120,15 +120,17 @@ class RtpOut:
                     seq = (seq + 1) & 0xFFFF
                 out(batch)
         except BlockingIOError:  # its socket is full: a slow path to this viewer
-            self._seq = unsent  # what was not sent leaves no gap in the sequence
+            # Part of the batch may have gone: its numbers are never used again (one keystream
+            # per sequence number; and the receiver's replay check would drop a second one).
+            self._seq = seq
             self.skips += 1
             if self.video:
                 self.waiting_key = True
                 self.ask_key("slow viewer")
             return
         except Exception:  # SRTP or socket trouble ends this viewer's sending, nobody else's
-            log.exception("%s RTP to a viewer failed; its sending stops", self.kind)
-            self.close()
+            log.exception("%s RTP to a viewer failed; its session ends", self.kind)
+            self.fail()
             return
         self._seq = seq
         self.frames += 1
@@ -138,8 +140,8 @@ class RtpOut:
             wire.sent(ts, ntp, self.packets, self.octets)
 
     def retransmit(self, seq: int) -> None:
-        """A NACKed packet again, as RTX (RFC 4588). Without RTX there is nothing to do: libsrtp
-        never protects a sequence number twice (one keystream, one packet)."""
+        """A NACKed packet again, as RTX (RFC 4588). Without RTX there is nothing to do: the same
+        sequence number again would be dropped by the receiver's SRTP replay check."""
         wire = self._wire
         packet = self._history[seq % HISTORY]
         if wire is None or wire.rtx is None or packet is None:
@@ -166,17 +168,25 @@ class RtpOut:
             self._wire.close()
             self._wire = None
 
-    def _connect(self) -> Wire | None:
+    def fail(self) -> None:
+        if not self.closed:
+            self.close()
+            self.on_fail()
+
+    def _connect(self, keyframe: bool) -> Wire | None:
         try:
             wire = self.open_wire()
         except Exception:  # this viewer's connection is unusable; the feed goes on
             log.exception("%s RTP to a viewer could not start", self.kind)
-            self.closed = True
+            self.fail()
             return None
-        if wire is None or not wire.alive():
+        if wire is None:
+            return None
+        if not wire.alive():
+            wire.close()
             return None
         self._wire = wire
-        if self.video and self.catch_up is not None:
-            self.catch_up(self)
+        if self.video and not keyframe and self.catch_up is not None:
+            self.catch_up(self)  # sends through self: it may fail and close
         self._connected_mid_gop = self.waiting_key
-        return wire
+        return self._wire

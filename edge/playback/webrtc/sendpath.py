@@ -23,6 +23,7 @@ these with real peer connections.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import struct
@@ -46,8 +47,23 @@ _SRTP_TRAILER = 16  # the most SRTP adds to a packet (a GCM tag; HMAC-SHA1-80 ad
 _BUFFER = 65_536
 
 
+# The kernel has no UDP_SEGMENT; or it refused this batch on this route (EINVAL when the
+# segment does not fit the route's MTU, EIO when the device cannot segment).
+_NO_SEGMENTATION = {errno.ENOPROTOOPT, errno.EOPNOTSUPP}
+_NOT_THIS_BATCH = {errno.EINVAL, errno.EIO}
+_shared: tuple[Any, memoryview] | None = None
+
+
 class SrtpError(Exception):
     pass
+
+
+def _buffer() -> tuple[Any, memoryview]:
+    global _shared
+    if _shared is None:
+        buf = ffi.new("char[]", _BUFFER)
+        _shared = (buf, memoryview(ffi.buffer(buf)))
+    return _shared
 
 
 class SrtpSocket:
@@ -55,28 +71,23 @@ class SrtpSocket:
 
     `send` protects a batch of packets in place in one buffer and sends them, as one datagram
     each, with one `sendmsg` asking the kernel to cut them apart (UDP_SEGMENT) when they are of
-    one size; a kernel without it gets one `sendto` per packet from then on.
+    one size, else with one `sendto` each.
     """
 
-    segmenting = True  # until the kernel refuses: then for every viewer, from then on
+    # False once the kernel said it has no UDP segmentation at all: then for every viewer.
+    segmenting = True
 
     def __init__(self, srtp: Session, sock: socket.socket, addr: tuple[str, int]) -> None:
         self.sock = sock
         self.addr = addr
         self._session = srtp  # keeps the libsrtp context alive
         self._ctx = srtp._srtp[0]
-        self._buf = ffi.new("char[]", _BUFFER)
-        self._view = memoryview(ffi.buffer(self._buf))
         self._len = ffi.new("int *")
 
     def send(self, packets: list[bytes]) -> None:
-        buf, view, length, ctx, protect = (
-            self._buf,
-            self._view,
-            self._len,
-            self._ctx,
-            lib.srtp_protect,
-        )
+        # Sending is synchronous on the event loop's thread: one buffer serves every viewer.
+        buf, view = _buffer()
+        length, ctx, protect = self._len, self._ctx, lib.srtp_protect
         ends = []
         end = 0
         for packet in packets:
@@ -90,7 +101,7 @@ class SrtpSocket:
                 raise SrtpError(f"srtp_protect failed with status {status}")
             end += length[0]
             ends.append(end)
-        if len(ends) > 1 and self.segmenting:
+        if len(ends) > 1 and SrtpSocket.segmenting:
             segment = struct.pack("=H", ends[0])
             try:
                 self.sock.sendmsg(
@@ -98,10 +109,12 @@ class SrtpSocket:
                 )
                 return
             except OSError as exc:
-                if isinstance(exc, BlockingIOError):
-                    raise
-                log.warning("UDP segmentation offload refused (%s): one datagram per packet", exc)
-                SrtpSocket.segmenting = False
+                if exc.errno in _NO_SEGMENTATION:
+                    log.warning("no UDP segmentation offload (%s): one datagram per packet", exc)
+                    SrtpSocket.segmenting = False
+                elif exc.errno not in _NOT_THIS_BATCH:
+                    raise  # EAGAIN (BlockingIOError) included: the caller skips
+                # else this route refused this batch (its MTU, say): one datagram per packet
         start = 0
         for end in ends:
             self.sock.sendto(view[start:end], self.addr)
@@ -156,8 +169,6 @@ def _open(sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> Wire | None
     if dtls.state != "connected" or srtp is None or pair is None:
         return None
     udp: asyncio.DatagramTransport = pair.protocol.transport
-    # Our own descriptor of aioice's socket, so that sendmsg is ours to call (and to close).
-    wire = SrtpSocket(srtp, udp.get_extra_info("socket").dup(), pair.remote_addr)
     codec = parameters.codecs[0]
     pt = codec.payloadType
     assert pt is not None  # negotiated codecs always have one
@@ -182,6 +193,8 @@ def _open(sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> Wire | None
             }
         )
 
+    # Our own descriptor of aioice's socket, so that sendmsg is ours to call (and to close).
+    wire = SrtpSocket(srtp, udp.get_extra_info("socket").dup(), pair.remote_addr)
     return Wire(
         first_byte=first,
         payload_type=pt,

@@ -86,9 +86,15 @@ class Whep:
                 ) from None
             if video.mid is None and audio.mid is None:
                 raise BadRequest("the offer has no audio or video section")
-            video_out, audio_out = (
-                sendpath.attach(t.sender, feed.request_keyframe) if t.mid is not None else None
-                for t in (video, audio)
+            video_out = (
+                sendpath.attach(video.sender, feed.request_keyframe)
+                if video.mid is not None
+                else None
+            )
+            audio_out = (
+                sendpath.attach(audio.sender, feed.request_keyframe)
+                if audio.mid is not None
+                else None
             )
             await pc.setLocalDescription(await pc.createAnswer())
             if feed.ended:  # while ICE candidates were gathered
@@ -98,6 +104,11 @@ class Whep:
                 audio_out,
                 on_end=lambda: self._spawn(self.close(session, "stream ended"), self._closing),
             )
+            for out in (video_out, audio_out):
+                if out is not None:
+                    out.on_fail = lambda: self._spawn(
+                        self.close(session, "sending failed"), self._closing
+                    )
             feed.add_viewer(session.viewer)
         except BaseException:
             await self.close(session, "setup failed")

@@ -123,6 +123,27 @@ async def test_a_viewer_connecting_long_after_the_keyframe_asks_for_a_new_one() 
     assert viewer.frames() == [b"v3"]
 
 
+async def test_no_catch_up_across_frames_nobody_was_sent_or_onto_a_keyframe() -> None:
+    now = [0.0]
+    feed, up = _feed(now, keyreq_interval=0.0)
+    first = Watcher(feed)
+    feed.packet(1, _video(0, key=True))
+    feed.packet(1, _video(1))
+    feed.remove_viewer(first.viewer)
+    feed.packet(1, _video(2))  # no viewer: not kept, so the GOP has a hole from here
+    late = Watcher(feed, connected=False)
+    late.video_sink.connected = True
+    asked = up.keyreqs
+    feed.packet(1, _video(3))
+    assert not late.frames() and up.keyreqs == asked + 1  # asks instead of a broken replay
+    feed.packet(1, _video(4, key=True))
+    on_key = Watcher(feed, connected=False)
+    feed.packet(1, _video(5))
+    on_key.video_sink.connected = True
+    feed.packet(1, _video(6, key=True))  # connected on a keyframe: no replay of the last GOP
+    assert on_key.frames() == [b"v6"] and late.frames() == [b"v4", b"v5", b"v6"]
+
+
 async def test_keyreqs_are_coalesced_and_a_late_one_is_sent_when_its_turn_comes() -> None:
     now = [100.0]
     feed, up = _feed(now)

@@ -15,7 +15,7 @@ from zoocast.local.servers import ZooKeeperServer
 
 
 def _publishing() -> Publishing:
-    # Feeds never touch ZooKeeper: the bridge is never started.
+    # The bridge is never started: the watch a feed in grace sets on its stream never fires.
     paths = Paths("/unused")
     return Publishing(
         Settings(node_id="edge-t"), ZkBridge("127.0.0.1:1", paths), paths, lambda: None

@@ -95,8 +95,12 @@ async def test_twenty_viewers_share_one_upstream_feed(edge: Edge) -> None:
         assert 0 < edge.relay.feed.cuts <= worker.sent_video < sent
         # The senders' RTCP reports what was sent past them (the sender-report counters).
         session = next(iter(edge.whep.sessions.values()))
+        out = session.viewer.video if session.viewer else None
+        assert out is not None
+        await await_for(lambda: out.frames >= 8, "8 frames to one viewer (counters every 8)")
         stats = await next(s for s in session.pc.getSenders() if s.kind == "video").getStats()
-        assert any(getattr(st, "packetsSent", 0) > 0 for st in stats.values())
+        outbound = [st for st in stats.values() if st.type == "outbound-rtp"]
+        assert outbound and all(st.packetsSent > 0 for st in outbound)
     finally:
         await asyncio.gather(*(v.stop() for v in viewers))
         await worker.stop()

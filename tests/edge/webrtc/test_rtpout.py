@@ -66,7 +66,8 @@ def test_a_backed_up_viewer_skips_to_the_next_keyframe() -> None:
     send(out, [b"k2"], 9000, True, ntp=0)
     assert sink.payloads() == [b"k", b"k2"]
     seqs = [p.seq for p in sink.packets]
-    assert seqs[1] == (seqs[0] + 1) & 0xFFFF  # skipped frames take no sequence numbers
+    # The refused frame's number is never used again; frames skipped after it take none.
+    assert seqs[1] == (seqs[0] + 2) & 0xFFFF
 
 
 def test_audio_drops_while_backed_up_and_never_asks_for_keyframes() -> None:
@@ -101,13 +102,25 @@ def test_without_rtx_a_nack_is_not_answered() -> None:
     assert len(sink.datagrams) == 1
 
 
-def test_a_failing_viewer_stops_alone() -> None:
+def test_a_partly_sent_batch_never_reuses_its_sequence_numbers() -> None:
+    sink = Sink(partial=2)  # takes two datagrams of the next batch, then its buffer is full
+    out = out_to(sink, "video")
+    send(out, [b"a", b"b", b"c"], 0, True, ntp=0)
+    sink.partial = None
+    send(out, [b"k"], 3000, True, ntp=0)
+    seqs = [p.seq for p in sink.packets]
+    assert len(seqs) == 3 and len(set(seqs)) == 3  # a, b, then k with a number of its own
+
+
+def test_a_failing_viewer_stops_alone_and_its_session_is_told() -> None:
     broken, fine = Sink(), Sink()
     bad, good = out_to(broken, "audio"), out_to(fine, "audio")
+    failed: list[bool] = []
+    bad.on_fail = lambda: failed.append(True)
     broken.fail = True
     for out in (bad, good):
         send(out, [b"a"], 0, False, ntp=0)
-    assert bad.closed and broken.closed and not good.closed
+    assert bad.closed and broken.closed and not good.closed and failed == [True]
     send(bad, [b"b"], 960, False, ntp=0)  # closed: nothing more, and no error
     assert fine.payloads() == [b"a"]
 
@@ -117,6 +130,7 @@ def test_a_dead_connection_is_not_opened() -> None:
     out = out_to(sink, "audio")
     send(out, [b"a"], 0, False, ntp=0)
     assert not sink.datagrams and not out.closed  # it may come up yet; the session decides
+    assert sink.closed  # the wire it opened is not kept
 
 
 def test_a_connection_that_cannot_be_opened_stops_that_viewer_only() -> None:

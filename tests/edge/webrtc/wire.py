@@ -39,6 +39,7 @@ class Sink:
     batches: list[int] = field(default_factory=list)  # packets per send
     reports: list[tuple[int, int, int, int]] = field(default_factory=list)
     closed: bool = False
+    partial: int | None = None  # send this many datagrams of the next batch, then EAGAIN
 
     def open(self) -> Wire | None:
         if not self.connected:
@@ -58,6 +59,9 @@ class Sink:
         if self.fail:
             raise RuntimeError("srtp_protect failed")
         if self.full:
+            raise BlockingIOError
+        if self.partial is not None and len(packets) > self.partial:
+            self.datagrams += packets[: self.partial]  # the per-packet path, cut short
             raise BlockingIOError
         self.datagrams += packets
         self.batches.append(len(packets))
