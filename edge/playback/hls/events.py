@@ -62,7 +62,11 @@ class Events:
         before reading what it guards; `discard` it when done."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(channel, set()).add(fut)
-        await self.watch(channel)
+        try:
+            await self.watch(channel)
+        except BaseException:  # cancelled (its client left) while subscribing: not waiting
+            self.discard(channel, fut)
+            raise
         return fut
 
     async def watch(self, channel: str) -> tuple[int, int] | None:

@@ -45,17 +45,24 @@ def _error(status: int, code: str, detail: str, req: wire.Request) -> bytes:
 
 
 class FastHls(asyncio.Protocol):
-    def __init__(self, service: HlsService, server: web.Server, conns: set[FastHls]) -> None:
+    def __init__(
+        self, service: HlsService, server: web.Server, conns: set[FastHls], served: list[int]
+    ) -> None:
         self.service = service
         self.server = server
         self.conns = conns
+        self.served = served
         self.transport: asyncio.Transport | None = None
         self.buf = b""
         self.pos = 0  # where the next request starts in buf
         self.task: asyncio.Task[None] | None = None  # the answer being waited for
         self.write_paused = False
         self.read_paused = False
-        self.idle = 0  # sweeps since the last bytes arrived
+        # Sweeps since the last whole request (bytes of an unfinished head do not count, so a
+        # head dripped in a byte at a time cannot hold the connection), or since an answer
+        # being sent last made progress.
+        self.idle = 0
+        self.backlog = 0  # the send buffer at the last sweep
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -75,7 +82,6 @@ class FastHls(asyncio.Protocol):
             self.task.cancel()
 
     def data_received(self, data: bytes) -> None:
-        self.idle = 0
         if self.pos < len(self.buf):
             # Rare (a head split across reads, or requests queued behind a held one); the
             # leftover is at most MAX_BUFFER plus one read.
@@ -89,13 +95,6 @@ class FastHls(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         self._serve()
-
-    @property
-    def busy(self) -> bool:
-        transport = self.transport
-        return self.task is not None or (
-            transport is not None and transport.get_write_buffer_size() > 0
-        )
 
     def close(self) -> None:
         if self.transport is not None:
@@ -122,6 +121,8 @@ class FastHls(asyncio.Protocol):
                 return
             assert isinstance(req, wire.Request)
             self.pos = req.end
+            self.idle = 0
+            self.served[0] += 1
             try:
                 reply = self.service.answer_now(req.target, req.query)
             except ZoocastError as exc:
@@ -215,6 +216,7 @@ class HlsSite(web.TCPSite):
         self._app = runner.app
         self._keepalive, self._sweep_every = keepalive, sweep
         self._conns: set[FastHls] = set()
+        self._served = [0]  # requests the fast path answered itself (shared by its connections)
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -224,7 +226,7 @@ class HlsSite(web.TCPSite):
         service = self._app[SERVICE]
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: FastHls(service, server, self._conns),
+            lambda: FastHls(service, server, self._conns, self._served),
             self._host,
             self._port,
             backlog=self._backlog,
@@ -245,6 +247,11 @@ class HlsSite(web.TCPSite):
             conn.close()
 
     @property
+    def served(self) -> int:
+        """Requests answered on the fast path, not by aiohttp."""
+        return self._served[0]
+
+    @property
     def connections(self) -> int:
         """Connections on the fast path now (the ones handed over are aiohttp's)."""
         return len(self._conns)
@@ -254,9 +261,13 @@ class HlsSite(web.TCPSite):
         while True:
             await asyncio.sleep(self._sweep_every)
             for conn in list(self._conns):
-                if conn.busy:
-                    conn.idle = 0  # a held request, or a slow reader still taking an answer
+                if conn.task is not None:
+                    conn.idle = 0  # a held request: its own hold limit ends it
                     continue
+                backlog = conn.transport.get_write_buffer_size() if conn.transport else 0
+                if backlog and backlog < conn.backlog:
+                    conn.idle = 0  # a slow reader still taking its answer
+                conn.backlog = backlog
                 conn.idle += 1
                 if conn.idle >= limit:
                     conn.close()

@@ -18,6 +18,7 @@ import re
 import time
 from email.utils import formatdate
 from enum import Enum
+from http import HTTPStatus
 from typing import NamedTuple
 
 from aiohttp.http import SERVER_SOFTWARE
@@ -46,17 +47,23 @@ _REQUEST_LINE = re.compile(
 )
 # Field lines as RFC 9112 has them: a token, a colon, visible characters and inner blanks. No
 # obsolete line folding, no bare CR or LF, no control characters.
-_FIELDS = re.compile(
-    rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?[ \t]*\r\n){0,100}"
-)
+# A value of visible characters and blanks in any order is exactly that; one character class,
+# so matching is linear (nested blank/visible repeats backtracked quadratically on long blanks).
+_FIELDS = re.compile(rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\x21-\x7e\x80-\xff \t]*\r\n){0,100}")
 # The fields that change how a request must be read or answered (in lowercased fields, each
 # line preceded by CRLF).
 _SPECIAL_NAME = re.compile(
     rb"\r\n(?:content-length|transfer-encoding|connection|upgrade|expect|te):"
 )
 _SPECIAL = re.compile(
-    rb"\r\n(content-length|transfer-encoding|connection|upgrade|expect|te):[ \t]*([^\r]*?)[ \t]*(?=\r\n)"
+    rb"\r\n(content-length|transfer-encoding|connection|upgrade|expect|te):([^\r]*)"
 )
+# Fields aiohttp refuses to see twice (400): such a request is left to it.
+_SINGLE = tuple(
+    b"\r\n" + name + b":"
+    for name in (b"content-length", b"content-type", b"content-location", b"content-range",
+                 b"etag", b"max-forwards", b"server", b"transfer-encoding", b"user-agent")
+)  # fmt: skip
 
 
 class Kind(Enum):
@@ -121,9 +128,12 @@ def parse(buf: bytes | bytearray, start: int = 0) -> Request | Verdict:
     low = b"\r\n" + fields.lower()
     if low.count(b"\r\nhost:") != 1:
         return FOREIGN  # HTTP/1.1 needs exactly one Host (aiohttp answers 400 otherwise)
+    if any(low.count(name) > 1 for name in _SINGLE):
+        return FOREIGN
     keep_alive = True
     if _SPECIAL_NAME.search(low) is not None:
-        for name, value in _SPECIAL.findall(low):
+        for name, raw in _SPECIAL.findall(low):
+            value = raw.strip(b" \t")
             if name == b"connection":
                 options = {v.strip() for v in value.split(b",")}
                 if options - {b"keep-alive", b"close"}:
@@ -184,8 +194,6 @@ class Reply(NamedTuple):
     cache: str
 
 
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error",
-           503: "Service Unavailable"}  # fmt: skip
 _date = (0, b"")
 
 
@@ -201,7 +209,7 @@ def date_line() -> bytes:
 @functools.lru_cache(maxsize=4096)  # a few content types and caches; sizes repeat per object
 def head(status: int, content_type: str, length: int, cache: str | None) -> bytes:
     """Status line and the fields that depend on the answer only (not Date, not Connection)."""
-    lines = [f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: {content_type}\r\n"]
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: {content_type}\r\n"]
     if cache is not None:
         lines.append(f"Cache-Control: {cache}\r\n")
     lines.append(f"Content-Length: {length}\r\n")

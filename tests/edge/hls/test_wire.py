@@ -146,3 +146,27 @@ def test_answer_heads() -> None:
     assert keep.startswith(b"Date: ") and b" GMT\r\nServer: Python/" in keep
     assert keep.endswith(b"\r\n\r\n") and b"Connection" not in keep
     assert close.endswith(b"Connection: close\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [b"Content-Length", b"Content-Type", b"User-Agent", b"Max-Forwards", b"ETag", b"Server"],
+)
+def test_a_field_aiohttp_refuses_twice_is_left_to_it(name: bytes) -> None:
+    once = HOST + name + b": 0\r\n"
+    assert isinstance(parse(_get(b"/hls/s/index.m3u8", once)), Request)
+    assert parse(_get(b"/hls/s/index.m3u8", once + name + b": 0\r\n")) is FOREIGN
+
+
+@pytest.mark.timeout(10)  # a guard against a hang, not a figure: each parse is linear now
+def test_long_runs_of_blanks_in_fields_parse_in_linear_time() -> None:
+    # The old field patterns backtracked quadratically here (about 0.4 s a parse): 50 of these
+    # pipelined stalled the edge's loop for everyone.
+    blanks = b" " * 8000
+    spaced = HOST + b"Connection: keep-alive" + blanks + b",keep-alive\r\n"
+    for _ in range(50):
+        got = _ours(_get(b"/hls/s/index.m3u8", spaced))
+        assert got.keep_alive
+        assert parse(_get(b"/hls/s/index.m3u8", HOST + b"X:" + blanks + b"\x01\r\n")) is FOREIGN
+    trimmed = _ours(_get(b"/hls/s/index.m3u8", HOST + b"Connection:  close \t\r\n"))
+    assert not trimmed.keep_alive
