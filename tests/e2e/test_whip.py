@@ -123,6 +123,9 @@ async def test_whip_in_whep_out_frames_carry_capture_codes(cluster: LocalCluster
     viewer: WhepViewer | None = None
 
     async def attempt() -> WhepViewer | None:
+        if pub.poll() is not None:  # say why, rather than time out
+            err = pub.stderr.read().decode() if pub.stderr else ""
+            raise AssertionError(f"the WHIP publisher exited {pub.returncode}: {err}")
         try:
             return await WhepViewer(f"{base(cluster)}/whep/loop").start()
         except WhepError:
