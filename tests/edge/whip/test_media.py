@@ -12,6 +12,7 @@ from aiortc import RTCSessionDescription
 
 from cluster.medialink.frames import MediaPacket
 from edge.ingest.whip.packets import AUDIO_TRACK, VIDEO_TRACK, nal_types
+from edge.relay.hub import StreamRelay
 from tests.conftest import await_for
 from tests.edge.whip.conftest import Edge
 from tests.edge.whip.rtc import sender
@@ -119,9 +120,10 @@ async def test_a_publisher_that_closes_without_delete_ends_the_publish(edge: Edg
     assert await edge.registry.zk.get(edge.registry.paths.publisher("cam")) is None
 
 
-async def test_a_killed_publisher_is_ended_by_the_idle_timeout(edge: Edge) -> None:
-    key = await edge.registry.create("cam", "tiny")
-    # kill -9 of an encoder: no DELETE, no BYE, only silence.
+async def _encoder_publishing(
+    edge: Edge, key: str
+) -> tuple[asyncio.subprocess.Process, StreamRelay]:
+    """An encoder in its own process (one that can be killed -9), publishing "cam" with media."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "zoocast.cli", "publish-test", "cam", "--whip", edge.url("/"),
         "--key", key, "--size", "160x90", "--fps", "15",
@@ -130,27 +132,34 @@ async def test_a_killed_publisher_is_ended_by_the_idle_timeout(edge: Edge) -> No
     try:
         relay = await await_for(lambda: edge.publishing.relay("cam"), "the publish", 20)
         await await_for(lambda: relay.packets_in > 20, "media at the relay", 15)
-    finally:
+    except BaseException:
         proc.kill()
         await proc.wait()
+        raise
+    return proc, relay
+
+
+async def test_a_killed_publisher_is_ended_by_the_idle_timeout(edge: Edge) -> None:
+    key = await edge.registry.create("cam", "tiny")
+    # kill -9 of an encoder: no DELETE, no BYE, only silence.
+    proc, relay = await _encoder_publishing(edge, key)
+    proc.kill()
+    await proc.wait()
     killed = time.monotonic()
     await await_for(lambda: relay.ended, "the publish to end", 20)
     assert time.monotonic() - killed < 15.0, "the idle timeout (2 s), not ICE consent (30 s)"
-    assert not edge.publishing.sessions and not edge.ingest.sessions
+    # The relay ends first; the sessions go once the publisher znode is removed.
+    await await_for(
+        lambda: not edge.publishing.sessions and not edge.ingest.sessions, "the sessions to go"
+    )
 
 
 async def test_a_publisher_reconnecting_replaces_its_silent_session_and_a_live_one_gets_409(
     edge: Edge,
 ) -> None:
     key = await edge.registry.create("cam", "tiny")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "zoocast.cli", "publish-test", "cam", "--whip", edge.url("/"),
-        "--key", key, "--size", "160x90", "--fps", "15",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    proc, relay = await _encoder_publishing(edge, key)
     try:
-        relay = await await_for(lambda: edge.publishing.relay("cam"), "the publish", 20)
-        await await_for(lambda: relay.packets_in > 20, "media at the relay", 15)
         [old] = edge.ingest.sessions.values()
         # While it sends, another publisher with the key is a second publisher.
         headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {key}"}
